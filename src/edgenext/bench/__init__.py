@@ -1,0 +1,1 @@
+"""Measuring models: parameters, multiply-adds (and, later, latency and throughput)."""

@@ -1,0 +1,45 @@
+"""``edgenext`` command: dispatches to one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+from . import models as models_cmd
+from . import profile as profile_cmd
+
+SUBCOMMANDS = (models_cmd, profile_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgenext",
+        description="EdgeNeXt: efficient CNN-Transformer backbones for mobile and edge vision.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="edgenext: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, RuntimeError, OSError) as err:
+        if args.verbose:
+            raise
+        print(f"edgenext {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"edgenext {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

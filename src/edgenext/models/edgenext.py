@@ -1,0 +1,372 @@
+"""The EdgeNeXt network: stages of convolution encoders ending in SDTA encoders (paper Sec. 3).
+
+One class for every variant: sizes, the norm family (LayerNorm or BatchNorm) and the
+activation are constructor arguments. The state-dict layout is timm's, so timm checkpoints
+load as they are; the official release's layout is converted in ``weights.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..constants import DEFAULT_PRETRAINED_CFG
+from .blocks import ConvEncoder, SDTAEncoder
+from .layers import ActLayer, NormName, make_norm
+
+MIN_INPUT_SIZE = 32
+
+
+def _is_tracing() -> bool:
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling() or exporting()
+
+
+def check_input(x: torch.Tensor, in_chans: int) -> None:
+    """Clear errors for inputs the network cannot take (skipped while tracing or exporting)."""
+    if _is_tracing():
+        return
+    if x.dim() != 4:
+        raise ValueError(f"EdgeNeXt expects a (batch, channels, height, width) tensor, got shape {tuple(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(f"EdgeNeXt was built for {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    if x.shape[2] < MIN_INPUT_SIZE or x.shape[3] < MIN_INPUT_SIZE:
+        raise ValueError(
+            f"EdgeNeXt needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, got {x.shape[2]}x{x.shape[3]}: "
+            f"resize or pad the image"
+        )
+
+
+class EdgeNeXtStage(nn.Module):
+    """Optional downsampling (norm + 2x2 conv, stride 2), conv encoders, then SDTA encoders."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        *,
+        depth: int,
+        num_sdta: int,
+        downsample: bool,
+        kernel_size: int,
+        num_heads: int,
+        scales: int,
+        use_pos_embed: bool,
+        drop_path_rates: Sequence[float],
+        block_kwargs: dict[str, Any],
+        sdta_kwargs: dict[str, Any],
+        norm_layer: NormName,
+        conv_bias: bool,
+        xca_norm_shortcut: bool,
+    ) -> None:
+        super().__init__()
+        self.grad_checkpointing = False
+        if downsample:
+            self.downsample = nn.Sequential(
+                make_norm(norm_layer, in_dim, channels_last=False),
+                nn.Conv2d(in_dim, dim, kernel_size=2, stride=2, bias=conv_bias),
+            )
+        else:
+            self.downsample = nn.Identity()
+        blocks: list[nn.Module] = []
+        for j in range(depth):
+            if j >= depth - num_sdta:
+                blocks.append(
+                    SDTAEncoder(
+                        dim,
+                        num_heads=num_heads,
+                        scales=scales,
+                        use_pos_embed=use_pos_embed,
+                        xca_norm_shortcut=xca_norm_shortcut,
+                        drop_path=drop_path_rates[j],
+                        **block_kwargs,
+                        **sdta_kwargs,
+                    )
+                )
+            else:
+                blocks.append(
+                    ConvEncoder(dim, kernel_size=kernel_size, conv_bias=conv_bias, drop_path=drop_path_rates[j], **block_kwargs)
+                )
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            for block in self.blocks:
+                x = checkpoint(block, x, use_reentrant=False)
+            return x
+        return self.blocks(x)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool + norm (or norm + pool, for the BatchNorm variants), dropout, Linear."""
+
+    def __init__(self, dim: int, num_classes: int, *, norm_layer: NormName, norm_first: bool, drop_rate: float) -> None:
+        super().__init__()
+        self.norm_first = norm_first
+        self.norm = make_norm(norm_layer, dim, channels_last=not norm_first)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.norm_first:
+            x = self.norm(x).mean((2, 3))
+        else:
+            x = self.norm(x.mean((2, 3)))  # (B, C)
+        x = self.drop(x)
+        return x if pre_logits else self.fc(x)
+
+
+def _per_stage(name: str, value: Sequence[Any], num_stages: int) -> tuple[Any, ...]:
+    value = tuple(value)
+    if len(value) != num_stages:
+        raise ValueError(f"{name} has {len(value)} entries but depths defines {num_stages} stages: give one per stage")
+    return value
+
+
+class EdgeNeXt(nn.Module):
+    """EdgeNeXt (Maaz et al., 2022). Defaults: the shared settings of the released variants.
+
+    Args:
+        depths: blocks per stage (the last ``sdta_blocks[i]`` of stage i are SDTA encoders).
+        dims: channels per stage.
+        heads: XCA heads per stage.
+        kernel_sizes: depth-wise kernel of the convolution encoders, per stage.
+        sdta_scales: channel groups of the SDTA split, per stage.
+        sdta_blocks: number of SDTA encoders per stage.
+        sdta_pos_embed: whether the stage's SDTA encoders add the Fourier positional encoding.
+        expand_ratio: MLP hidden width / channels.
+        drop_path_rate: stochastic depth, linearly increasing over all blocks up to this value.
+        layer_scale_init: initial layer scale (0 disables layer scale).
+        drop_rate: dropout before the classifier.
+        norm_layer: 'layernorm' or 'batchnorm'.
+        act_layer: 'gelu', 'hardswish', ... or an ``nn.Module`` class.
+        conv_bias: bias on the stem, downsampling and depth-wise convs (off in the BN variants).
+        head_norm_first: normalise before pooling (the BN variants) instead of after.
+        xca_norm_shortcut: the BN variants' SDTA wiring (see ``SDTAEncoder``).
+        qkv_bias, attn_drop, proj_drop: XCA options.
+        head_init_scale: multiplies the initial classifier weights and bias.
+    """
+
+    def __init__(
+        self,
+        depths: Sequence[int] = (3, 3, 9, 3),
+        dims: Sequence[int] = (24, 48, 88, 168),
+        heads: Sequence[int] = (8, 8, 8, 8),
+        kernel_sizes: Sequence[int] = (3, 5, 7, 9),
+        sdta_scales: Sequence[int] = (2, 2, 3, 4),
+        sdta_blocks: Sequence[int] = (0, 1, 1, 1),
+        sdta_pos_embed: Sequence[bool] = (False, True, False, False),
+        *,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        expand_ratio: float = 4.0,
+        drop_path_rate: float = 0.0,
+        layer_scale_init: float = 1e-6,
+        drop_rate: float = 0.0,
+        norm_layer: NormName = "layernorm",
+        act_layer: ActLayer = "gelu",
+        conv_bias: bool = True,
+        head_norm_first: bool = False,
+        xca_norm_shortcut: bool = False,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        head_init_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        depths = tuple(int(d) for d in depths)
+        n = len(depths)
+        if n == 0 or min(depths) < 0:
+            raise ValueError(f"depths={depths} must list a non-negative number of blocks for at least one stage")
+        dims = _per_stage("dims", dims, n)
+        heads = _per_stage("heads", heads, n)
+        kernel_sizes = _per_stage("kernel_sizes", kernel_sizes, n)
+        sdta_scales = _per_stage("sdta_scales", sdta_scales, n)
+        sdta_blocks = _per_stage("sdta_blocks", sdta_blocks, n)
+        sdta_pos_embed = _per_stage("sdta_pos_embed", sdta_pos_embed, n)
+        for i in range(n):
+            if not 0 <= sdta_blocks[i] <= depths[i]:
+                raise ValueError(f"stage {i}: sdta_blocks={sdta_blocks[i]} must be between 0 and depths={depths[i]}")
+            if sdta_blocks[i] and dims[i] % heads[i]:
+                raise ValueError(f"stage {i}: dims={dims[i]} is not divisible by heads={heads[i]}")
+            if kernel_sizes[i] % 2 == 0:
+                raise ValueError(f"stage {i}: kernel_sizes={kernel_sizes[i]} must be odd to keep the map size")
+        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
+            raise ValueError(f"drop_path_rate={drop_path_rate} and drop_rate={drop_rate} must be in [0, 1)")
+
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.num_features = dims[-1]
+        self.drop_rate = drop_rate
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, dims[0], kernel_size=4, stride=4, bias=conv_bias),
+            make_norm(norm_layer, dims[0], channels_last=False),
+        )
+        total = sum(depths)
+        rates = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        block_kwargs = dict(expand_ratio=expand_ratio, norm_layer=norm_layer, act_layer=act_layer, layer_scale_init=layer_scale_init)
+        sdta_kwargs = dict(qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        stages = []
+        for i in range(n):
+            start = sum(depths[:i])
+            stage = EdgeNeXtStage(
+                dims[i - 1] if i else dims[0],
+                dims[i],
+                depth=depths[i],
+                num_sdta=sdta_blocks[i],
+                downsample=i > 0,
+                kernel_size=kernel_sizes[i],
+                num_heads=heads[i],
+                scales=sdta_scales[i],
+                use_pos_embed=bool(sdta_pos_embed[i]),
+                drop_path_rates=rates[start : start + depths[i]],
+                block_kwargs=block_kwargs,
+                sdta_kwargs=sdta_kwargs,
+                norm_layer=norm_layer,
+                conv_bias=conv_bias,
+                xca_norm_shortcut=xca_norm_shortcut,
+            )
+            stages.append(stage)
+        self.stages = nn.Sequential(*stages)
+        self.feature_info = [
+            dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}", stage=i) for i in range(n)
+        ]
+        self.head = ClassifierHead(dims[-1], num_classes, norm_layer=norm_layer, norm_first=head_norm_first, drop_rate=drop_rate)
+        self.pretrained_cfg: dict[str, Any] = dict(DEFAULT_PRETRAINED_CFG)
+        self.apply(_init_weights)
+        if isinstance(self.head.fc, nn.Linear):
+            self.head.fc.weight.data.mul_(head_init_scale)
+            self.head.fc.bias.data.mul_(head_init_scale)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's map, ``(B, C, H/32, W/32)`` (before the head's norm)."""
+        check_input(x, self.in_chans)
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, normalise and classify a ``forward_features`` map; ``pre_logits`` stops before the Linear."""
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: Union[int, Sequence[int], None] = None,
+        *,
+        intermediates_only: bool = False,
+        stop_early: bool = False,
+    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+        """Stage outputs ``(B, C_i, H/s_i, W/s_i)`` for the stages in ``indices``.
+
+        ``indices``: an int n takes the last n stages, a sequence takes those stage indices
+        (negative counts from the end), None takes all. Returns ``(final_map, intermediates)``,
+        or just the list when ``intermediates_only`` (which also stops after the last index).
+        """
+        take = resolve_indices(indices, len(self.stages))
+        check_input(x, self.in_chans)
+        x = self.stem(x)
+        last = max(take) if (intermediates_only or stop_early) else len(self.stages) - 1
+        intermediates = []
+        for i, stage in enumerate(self.stages):
+            if i > last:
+                break
+            x = stage(x)
+            if i in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        self.num_classes = num_classes
+        fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        fc.apply(_init_weights)
+        self.head.fc = fc.to(self.head.norm.weight.device)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass to save activation memory (same outputs)."""
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters the paper's recipe exempts from weight decay besides norms and biases."""
+        return {name for name, _ in self.named_parameters() if name.endswith(("gamma", "gamma_xca", "temperature"))}
+
+
+def resolve_indices(indices: Union[int, Sequence[int], None], num_stages: int) -> list[int]:
+    """Stage indices from an int (last n), a sequence (negative allowed) or None (all)."""
+    if indices is None:
+        return list(range(num_stages))
+    if isinstance(indices, int):
+        if not 0 < indices <= num_stages:
+            raise ValueError(f"indices={indices}: take between 1 and {num_stages} stages")
+        return list(range(num_stages - indices, num_stages))
+    out = []
+    for i in indices:
+        j = i + num_stages if i < 0 else i
+        if not 0 <= j < num_stages:
+            raise ValueError(f"stage index {i} is out of range for {num_stages} stages")
+        out.append(j)
+    if not out:
+        raise ValueError("indices is empty: name at least one stage")
+    return sorted(set(out))
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class EdgeNeXtFeatures(nn.Module):
+    """The backbone of an ``EdgeNeXt`` returning the maps of the stages in ``out_indices``.
+
+    Parameter names are the classifier's (``stem.*``, ``stages.*``), so backbone weights
+    move between the two. ``feature_info`` lists channels and reduction of each output.
+    """
+
+    def __init__(self, model: EdgeNeXt, out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
+        super().__init__()
+        self.out_indices = tuple(resolve_indices(out_indices, len(model.stages)))
+        self.in_chans = model.in_chans
+        self.stem = model.stem
+        self.stages = nn.Sequential(*list(model.stages)[: max(self.out_indices) + 1])
+        self.feature_info = [model.feature_info[i] for i in self.out_indices]
+        self.pretrained_cfg = dict(model.pretrained_cfg)
+
+    @property
+    def channels(self) -> list[int]:
+        return [f["num_chs"] for f in self.feature_info]
+
+    @property
+    def reductions(self) -> list[int]:
+        return [f["reduction"] for f in self.feature_info]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        check_input(x, self.in_chans)
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs

@@ -1,0 +1,208 @@
+"""The registered EdgeNeXt variants, their released weights, and ``create_model``."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from ..constants import DEFAULT_PRETRAINED_CFG
+from .edgenext import EdgeNeXt, EdgeNeXtFeatures
+from .weights import (
+    PathLike,
+    checkpoint_num_classes,
+    download_weights,
+    load_state_dict_into,
+    load_weights_file,
+)
+
+_RELEASES_URL = "https://github.com/mmaaz60/EdgeNeXt/releases/download"
+
+
+@dataclass(frozen=True)
+class Release:
+    """A released checkpoint and the settings it was evaluated with."""
+
+    tag: str
+    url: str
+    top1: float
+    crop_pct: float = 0.875
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    config: dict[str, Any]
+    releases: tuple[Release, ...]
+
+    @property
+    def default_release(self) -> Release:
+        return self.releases[0]
+
+
+_BN_HS = dict(norm_layer="batchnorm", act_layer="hardswish", conv_bias=False, head_norm_first=True, xca_norm_shortcut=True)
+_XX_SMALL = dict(depths=(2, 2, 6, 2), dims=(24, 48, 88, 168), heads=(4, 4, 4, 4))
+_X_SMALL = dict(depths=(3, 3, 9, 3), dims=(32, 64, 100, 192), heads=(4, 4, 4, 4))
+_SMALL = dict(depths=(3, 3, 9, 3), dims=(48, 96, 160, 304), heads=(8, 8, 8, 8))
+_BASE = dict(depths=(3, 3, 9, 3), dims=(80, 160, 288, 584), heads=(8, 8, 8, 8))
+
+
+def _release(version: str, file: str, top1: float, tag: str = "in1k", crop_pct: float = 0.875, note: str = "") -> Release:
+    return Release(tag=tag, url=f"{_RELEASES_URL}/{version}/{file}", top1=top1, crop_pct=crop_pct, note=note)
+
+
+_VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("edgenext_xx_small", _XX_SMALL, (_release("v1.0", "edgenext_xx_small.pth", 71.23),)),
+        Variant("edgenext_x_small", _X_SMALL, (_release("v1.0", "edgenext_x_small.pth", 74.96),)),
+        Variant(
+            "edgenext_small",
+            _SMALL,
+            (
+                _release("v1.0", "edgenext_small.pth", 79.41),
+                _release("v1.1", "edgenext_small_usi.pth", 81.07, tag="usi", crop_pct=0.95, note="USI distillation"),
+            ),
+        ),
+        Variant(
+            "edgenext_base",
+            _BASE,
+            (
+                _release("v1.2", "edgenext_base.pth", 82.47),
+                _release("v1.2", "edgenext_base_usi.pth", 83.68, tag="usi", crop_pct=0.95, note="USI distillation"),
+                _release("v1.21", "edgenext_base_IN21K.pth", 83.31, tag="in21k_ft_in1k", note="ImageNet-21K pretraining"),
+            ),
+        ),
+        Variant("edgenext_xx_small_bn_hs", {**_XX_SMALL, **_BN_HS}, (_release("v1.0", "edgenext_xx_small_bn_hs.pth", 70.33),)),
+        Variant("edgenext_x_small_bn_hs", {**_X_SMALL, **_BN_HS}, (_release("v1.0", "edgenext_x_small_bn_hs.pth", 74.87),)),
+        Variant("edgenext_small_bn_hs", {**_SMALL, **_BN_HS}, (_release("v1.0", "edgenext_small_bn_hs.pth", 78.39),)),
+    )
+}
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered variants matching a shell-style ``pattern``."""
+    return sorted(name for name in _VARIANTS if fnmatch.fnmatch(name, pattern))
+
+
+def get_variant(name: str) -> tuple[Variant, Optional[Release]]:
+    """The variant and, for ``name.tag``, the release with that tag."""
+    base, _, tag = name.partition(".")
+    if base not in _VARIANTS:
+        close = difflib.get_close_matches(base, list(_VARIANTS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(list_models())}")
+    variant = _VARIANTS[base]
+    if not tag:
+        return variant, None
+    for release in variant.releases:
+        if release.tag == tag:
+            return variant, release
+    tags = ", ".join(f"{base}.{r.tag}" for r in variant.releases)
+    raise ValueError(f"{base} has no release tagged {tag!r}; released: {tags}")
+
+
+def build_meta_model(name: str) -> EdgeNeXt:
+    """A variant built on the meta device (no memory, no init cost): for shapes and counts."""
+    variant, _ = get_variant(name)
+    with torch.device("meta"):
+        return EdgeNeXt(**variant.config)
+
+
+def _pretrained_cfg(release: Optional[Release], num_classes: int) -> dict[str, Any]:
+    cfg = dict(DEFAULT_PRETRAINED_CFG, num_classes=num_classes)
+    if release is not None:
+        cfg.update(url=release.url, tag=release.tag, crop_pct=release.crop_pct)
+    return cfg
+
+
+def _build(variant: Variant, num_classes: int, overrides: dict[str, Any]) -> EdgeNeXt:
+    allowed = set(inspect.signature(EdgeNeXt).parameters) - {"num_classes"}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {variant.name}; EdgeNeXt takes: {', '.join(sorted(allowed))}")
+    return EdgeNeXt(**{**variant.config, **overrides}, num_classes=num_classes)
+
+
+def create_model(
+    name: str,
+    *,
+    pretrained: bool = False,
+    weights: Optional[PathLike] = None,
+    num_classes: Optional[int] = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] = (0, 1, 2, 3),
+    prefer_ema: bool = True,
+    **overrides: Any,
+) -> Union[EdgeNeXt, EdgeNeXtFeatures]:
+    """Create a registered variant, optionally with weights.
+
+    Args:
+        name: a variant (``edgenext_small``) or a variant and release tag (``edgenext_small.usi``).
+        pretrained: load the variant's registered release (downloaded into torch's hub cache).
+        weights: a checkpoint path or URL in the official, timm or our format (auto-detected).
+        num_classes: classifier size; default 1000, or the checkpoint's when ``weights`` is given.
+            A checkpoint whose classifier has another size loads everything else and the
+            classifier is re-initialised (fine-tuning). 0 gives pooled features.
+        features_only: return an ``EdgeNeXtFeatures`` backbone giving the stage maps.
+        out_indices: the stages it returns (with ``features_only``).
+        prefer_ema: for checkpoints holding both, load the EMA weights (the evaluated ones).
+        **overrides: any ``EdgeNeXt`` constructor argument (``drop_path_rate=0.1``, ...).
+    """
+    variant, release = get_variant(name)
+    if pretrained and weights is not None:
+        raise ValueError("give either pretrained=True (the registered release) or weights=PATH, not both")
+    if pretrained and release is None:
+        release = variant.default_release
+    state, source = None, None
+    if weights is not None or pretrained:
+        source = str(weights) if weights is not None else release.url
+        if source.startswith(("http://", "https://")):
+            local = download_weights(source)
+        else:
+            local = source
+        state = load_weights_file(local, prefer_ema=prefer_ema)
+    if num_classes is None:
+        num_classes = (checkpoint_num_classes(state) if state is not None else None)
+        num_classes = 1000 if num_classes is None else num_classes
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+    model = _build(variant, num_classes, overrides)
+    if state is not None:
+        load_state_dict_into(model, state, source=source)
+    model.pretrained_cfg = _pretrained_cfg(release, num_classes)
+    if features_only:
+        return EdgeNeXtFeatures(model, out_indices)
+    return model
+
+
+def describe_variants() -> list[dict[str, Any]]:
+    """One row per variant: name, architecture summary and releases (for ``edgenext models``)."""
+    rows = []
+    for name in list_models():
+        variant = _VARIANTS[name]
+        cfg = variant.config
+        rows.append(
+            dict(
+                name=name,
+                depths=list(cfg["depths"]),
+                dims=list(cfg["dims"]),
+                norm=cfg.get("norm_layer", "layernorm"),
+                act=cfg.get("act_layer", "gelu"),
+                releases=[
+                    dict(name=f"{name}.{r.tag}", url=r.url, top1=r.top1, crop_pct=r.crop_pct, note=r.note)
+                    for r in variant.releases
+                ],
+            )
+        )
+    return rows
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

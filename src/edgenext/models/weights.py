@@ -1,0 +1,299 @@
+"""Reading, converting, loading and saving EdgeNeXt weights.
+
+Formats understood (auto-detected):
+- the official release: a dict with ``model`` / ``model_ema`` (EMA preferred, those are the
+  evaluated weights) or ``state_dict`` (USI releases), in the official key layout;
+- bare state dicts in the official layout or in timm's layout (which is ours);
+- our own files: ``torch.save(model.state_dict())``, training checkpoints, ``.safetensors``.
+
+Nothing here unpickles code: ``torch.load(weights_only=True)`` or safetensors only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Union
+from urllib.error import URLError
+
+import torch
+from torch import nn
+
+_logger = logging.getLogger("edgenext")
+
+PathLike = Union[str, os.PathLike]
+StateDict = dict[str, torch.Tensor]
+
+#: keys under which checkpoint dicts hold weights, in order of preference (EMA first)
+_CONTAINER_KEYS_EMA_FIRST = ("model_ema", "state_dict_ema", "model", "state_dict")
+_CONTAINER_KEYS_RAW_FIRST = ("model", "state_dict", "model_ema", "state_dict_ema")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+_MAX_LISTED_KEYS = 12
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message says why."""
+
+
+class WeightsDownloadError(RuntimeError):
+    """Released weights could not be downloaded (offline, URL gone, ...)."""
+
+
+def read_checkpoint(path: PathLike) -> Any:
+    """Load a checkpoint file without running code: safetensors, or ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) or "Weights only load failed" in str(err):
+            raise CheckpointError(
+                f"{path}: refused to load: the file holds Python objects other than tensors and plain "
+                f"containers, and unpickling them could run code. Only weights are accepted; if you trust "
+                f"the file, re-save its state dict (torch.save(model.state_dict(), ...)) where it was made."
+            ) from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({err})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as err:
+        if _looks_like_safetensors(path):
+            return _read_safetensors(path)
+        raise CheckpointError(f"{path}: truncated, corrupt or not a PyTorch checkpoint ({type(err).__name__}: {err})") from None
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _read_safetensors(path: Path) -> StateDict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({err})") from None
+
+
+def extract_state_dict(obj: Any, *, source: str = "checkpoint", prefer_ema: bool = True) -> StateDict:
+    """The weights inside a loaded checkpoint: bare dict, or under model_ema / model / state_dict."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source}: holds a {type(obj).__name__}, not a dict of weights")
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+    else:
+        keys = _CONTAINER_KEYS_EMA_FIRST if prefer_ema else _CONTAINER_KEYS_RAW_FIRST
+        found = next((k for k in keys if isinstance(obj.get(k), Mapping) and obj.get(k)), None)
+        if found is None:
+            listed = ", ".join(sorted(map(str, obj))[:_MAX_LISTED_KEYS])
+            raise CheckpointError(
+                f"{source}: no weights found; expected a state dict or a dict with one of "
+                f"{', '.join(keys)}; top-level keys: {listed or '(empty)'}"
+            )
+        state = obj[found]
+        _logger.debug("%s: using the weights under %r", source, found)
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: entries that are not tensors: {', '.join(map(str, bad[:_MAX_LISTED_KEYS]))}")
+    return {_strip_wrappers(k): v for k, v in state.items()}
+
+
+def _strip_wrappers(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
+    return key
+
+
+# Official release layout <-> ours (timm's). Block-internal renames apply inside blocks only.
+_OFFICIAL_TO_OURS = (
+    (r"^downsample_layers\.0\.(\d+)\.", r"stem.\1."),
+    (r"^downsample_layers\.(\d+)\.(\d+)\.", r"stages.\1.downsample.\2."),
+    (r"^stages\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
+    (r"^norm\.", "head.norm."),
+    (r"^head\.", "head.fc."),
+)
+_OURS_TO_OFFICIAL = (
+    (r"^stem\.(\d+)\.", r"downsample_layers.0.\1."),
+    (r"^stages\.(\d+)\.downsample\.(\d+)\.", r"downsample_layers.\1.\2."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.", r"stages.\1.\2."),
+    (r"^head\.norm\.", "norm."),
+    (r"^head\.fc\.", "head."),
+)
+_BLOCK_RENAMES = (("dwconv.", "conv_dw."), ("pwconv1.", "mlp.fc1."), ("pwconv2.", "mlp.fc2."))
+
+
+def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str:
+    for pattern, repl in rules:
+        new, n = re.subn(pattern, repl, key, count=1)
+        if n:
+            return new
+    return key
+
+
+def official_to_ours(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Rename an official-release state dict to our (= timm's) layout."""
+    out = {}
+    for key, value in state.items():
+        new = _rename(key, _OFFICIAL_TO_OURS)
+        if ".blocks." in new:
+            head, _, tail = new.partition(".blocks.")
+            index, _, rest = tail.partition(".")
+            for old_name, new_name in _BLOCK_RENAMES:
+                if rest.startswith(old_name):
+                    rest = new_name + rest[len(old_name) :]
+            new = f"{head}.blocks.{index}.{rest}"
+        out[new] = value
+    return out
+
+
+def ours_to_official(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Rename one of our state dicts to the official release's layout."""
+    out = {}
+    for key, value in state.items():
+        new = key
+        if ".blocks." in key:
+            head, _, tail = key.partition(".blocks.")
+            index, _, rest = tail.partition(".")
+            for old_name, new_name in _BLOCK_RENAMES:
+                if rest.startswith(new_name):
+                    rest = old_name + rest[len(new_name) :]
+            new = f"{head}.blocks.{index}.{rest}"
+        out[_rename(new, _OURS_TO_OFFICIAL)] = value
+    return out
+
+
+def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
+    """'official' or 'edgenext' (ours, shared with timm); CheckpointError for anything else."""
+    keys = list(state)
+    if any(k.startswith("downsample_layers.") for k in keys):
+        return "official"
+    if any(k.startswith("stem.") for k in keys) and any(k.startswith("stages.") for k in keys):
+        return "edgenext"
+    raise CheckpointError(
+        "not an EdgeNeXt checkpoint: expected keys starting with 'downsample_layers.' (official release) or "
+        f"'stem.'/'stages.' (timm / edgenext); first keys: {', '.join(keys[:6]) or '(none)'}"
+    )
+
+
+def to_our_layout(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Any supported layout, converted to ours."""
+    return official_to_ours(state) if detect_layout(state) == "official" else dict(state)
+
+
+def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
+    """Number of classes of the checkpoint's classifier (our layout), None when it has none."""
+    weight = state.get("head.fc.weight")
+    return int(weight.shape[0]) if weight is not None else None
+
+
+def load_state_dict_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+    """Strictly load ``state`` (our layout) into ``model``; a classifier of another size is re-initialised."""
+    state = dict(state)
+    own = model.state_dict()
+    head_keys = [k for k in state if k.startswith("head.fc.")]
+    if head_keys:
+        want = own.get("head.fc.weight")
+        have = state["head.fc.weight"] if "head.fc.weight" in state else None
+        if want is None or have is None or want.shape != have.shape:
+            ckpt_classes = have.shape[0] if have is not None else "?"
+            model_classes = want.shape[0] if want is not None else 0
+            _logger.warning(
+                "%s: classifier has %s classes, the model %s: loaded everything else, head re-initialised",
+                source, ckpt_classes, model_classes,
+            )
+            for key in head_keys:
+                del state[key]
+            state.update({k: v for k, v in own.items() if k.startswith("head.fc.")})
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        raise CheckpointError(_mismatch_message(source, model, missing, unexpected, mismatched, own, state))
+    model.load_state_dict(state, strict=True)
+
+
+def _mismatch_message(source, model, missing, unexpected, mismatched, own, state) -> str:
+    def listed(keys):
+        more = f" ... and {len(keys) - _MAX_LISTED_KEYS} more" if len(keys) > _MAX_LISTED_KEYS else ""
+        return ", ".join(keys[:_MAX_LISTED_KEYS]) + more
+
+    parts = [f"{source} does not fit this {type(model).__name__}:"]
+    if missing:
+        parts.append(f"missing keys ({len(missing)}): {listed(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys ({len(unexpected)}): {listed(unexpected)}")
+    if mismatched:
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched]
+        parts.append(f"shape mismatches, checkpoint vs model ({len(mismatched)}): {listed(shapes)}")
+    guess = _guess_variant(state)
+    if guess:
+        parts.append(f"the checkpoint looks like {guess}: create that variant instead")
+    return "\n  ".join(parts)
+
+
+def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
+    from .registry import build_meta_model, list_models
+
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("head.fc.")}
+    for name in list_models():
+        own = build_meta_model(name).state_dict()
+        if {k: tuple(v.shape) for k, v in own.items() if not k.startswith("head.fc.")} == shapes:
+            return name
+    return None
+
+
+def load_weights_file(path: PathLike, *, prefer_ema: bool = True) -> StateDict:
+    """Read a checkpoint file of any supported format and return its weights in our layout."""
+    obj = read_checkpoint(path)
+    return to_our_layout(extract_state_dict(obj, source=str(path), prefer_ema=prefer_ema))
+
+
+def save_weights(model: nn.Module, path: PathLike, metadata: Mapping[str, str] | None = None) -> Path:
+    """Save ``model``'s weights to ``path`` (.safetensors, else torch.save), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state, tmp, metadata={"format": "pt", **(metadata or {})})
+        else:
+            torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def download_weights(url: str, file_name: str | None = None, *, progress: bool = True) -> Path:
+    """Download ``url`` into torch's hub cache (once) and return the local path."""
+    cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / (file_name or os.path.basename(url.split("?")[0]))
+    if target.is_file():
+        return target
+    try:
+        torch.hub.download_url_to_file(url, str(target), progress=progress)
+    except (URLError, OSError, TimeoutError) as err:
+        raise WeightsDownloadError(
+            f"could not download {url} ({err}). If this machine is offline, download the file elsewhere, "
+            f"then pass it: create_model(..., weights='/path/to/{target.name}') or place it at {target}"
+        ) from None
+    return target
