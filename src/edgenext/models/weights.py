@@ -16,7 +16,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -50,7 +49,7 @@ def read_checkpoint(path: PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
         return _read_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -62,16 +61,15 @@ def read_checkpoint(path: PathLike) -> Any:
                 f"the file, re-save its state dict (torch.save(model.state_dict(), ...)) where it was made."
             ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({err})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as err:
-        if _looks_like_safetensors(path):
-            return _read_safetensors(path)
+    except Exception as err:  # noqa: BLE001 - the restricted unpickler fails in many ways on garbage
         raise CheckpointError(f"{path}: truncated, corrupt or not a PyTorch checkpoint ({type(err).__name__}: {err})") from None
 
 
 def _looks_like_safetensors(path: Path) -> bool:
+    # safetensors: an 8-byte little-endian header length, then the JSON header
     with open(path, "rb") as f:
         head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
 def _read_safetensors(path: Path) -> StateDict:
@@ -204,19 +202,20 @@ def load_state_dict_into(model: nn.Module, state: Mapping[str, torch.Tensor], *,
     state = dict(state)
     own = model.state_dict()
     head_keys = [k for k in state if k.startswith("head.fc.")]
-    if head_keys:
-        want = own.get("head.fc.weight")
-        have = state["head.fc.weight"] if "head.fc.weight" in state else None
-        if want is None or have is None or want.shape != have.shape:
-            ckpt_classes = have.shape[0] if have is not None else "?"
-            model_classes = want.shape[0] if want is not None else 0
+    want, have = own.get("head.fc.weight"), state.get("head.fc.weight")
+    # only the number of classes may differ; another feature width means another variant
+    same_width = have is not None and have.shape[1:] == (want.shape[1:] if want is not None else have.shape[1:])
+    if head_keys and same_width and (want is None or want.shape != have.shape):
+        if want is None:
+            _logger.warning("%s: classifier (%d classes) dropped: the model has num_classes=0", source, have.shape[0])
+        else:
             _logger.warning(
-                "%s: classifier has %s classes, the model %s: loaded everything else, head re-initialised",
-                source, ckpt_classes, model_classes,
+                "%s: classifier has %d classes, the model %d: loaded everything else, head re-initialised",
+                source, have.shape[0], want.shape[0],
             )
-            for key in head_keys:
-                del state[key]
-            state.update({k: v for k, v in own.items() if k.startswith("head.fc.")})
+        for key in head_keys:
+            del state[key]
+        state.update({k: v for k, v in own.items() if k.startswith("head.fc.")})
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
@@ -231,6 +230,9 @@ def _mismatch_message(source, model, missing, unexpected, mismatched, own, state
         return ", ".join(keys[:_MAX_LISTED_KEYS]) + more
 
     parts = [f"{source} does not fit this {type(model).__name__}:"]
+    guess = _guess_variant(state)
+    if guess:
+        parts.append(f"the checkpoint looks like {guess}: create that variant instead")
     if missing:
         parts.append(f"missing keys ({len(missing)}): {listed(missing)}")
     if unexpected:
@@ -238,9 +240,6 @@ def _mismatch_message(source, model, missing, unexpected, mismatched, own, state
     if mismatched:
         shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched]
         parts.append(f"shape mismatches, checkpoint vs model ({len(mismatched)}): {listed(shapes)}")
-    guess = _guess_variant(state)
-    if guess:
-        parts.append(f"the checkpoint looks like {guess}: create that variant instead")
     return "\n  ".join(parts)
 
 

@@ -1,0 +1,40 @@
+"""``edgenext models`` and ``edgenext profile`` through the CLI entry point."""
+
+import json
+import subprocess
+import sys
+
+from edgenext.cli.main import main
+from edgenext.constants import PAPER_PARAMS
+
+
+def test_profile_json_matches_the_paper(capsys):
+    assert main(["profile", "--model", "edgenext_xx_small_bn_hs", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["params"] == PAPER_PARAMS["edgenext_xx_small_bn_hs"] and row["params_match"]
+    assert abs(row["madds_diff_pct"]) < 1.0
+
+
+def test_profile_table_non_square(capsys):
+    assert main(["profile", "--model", "edgenext_xx_small", "--input-size", "224", "320"]) == 0
+    out = capsys.readouterr().out
+    assert "edgenext_xx_small" in out and "1,327,216" in out
+
+
+def test_profile_unknown_model_is_a_clear_error(capsys):
+    assert main(["profile", "--model", "edgenext_tiny"]) == 2
+    assert "unknown model 'edgenext_tiny'" in capsys.readouterr().err
+
+
+def test_models_lists_variants_and_releases(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == sorted(PAPER_PARAMS)
+    base = next(r for r in rows if r["name"] == "edgenext_base")
+    assert {r["name"] for r in base["releases"]} == {"edgenext_base.in1k", "edgenext_base.usi", "edgenext_base.in21k_ft_in1k"}
+    assert all(r["params"] == PAPER_PARAMS[r["name"]] for r in rows)
+
+
+def test_console_script_help():
+    out = subprocess.run([sys.executable, "-m", "edgenext", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "profile" in out and "models" in out
