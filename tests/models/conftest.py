@@ -78,24 +78,33 @@ class RefXCA(nn.Module):
         return pointwise(self.proj, out)
 
 
-class RefConvBlock(nn.Module):
-    def __init__(self, dim, k, kind):
+class RefBottleneck(nn.Module):
+    """norm -> pwconv1 -> act -> pwconv2 -> layer scale, the tail both official blocks share."""
+
+    def __init__(self, dim, kind):
         super().__init__()
-        self.dwconv = nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim, bias=kind == "ln")
         self.norm = ref_norm(kind, dim)
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = ref_act(kind)
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
 
+    def bottleneck(self, x):
+        return self.gamma[:, None, None] * pointwise(self.pwconv2, self.act(pointwise(self.pwconv1, self.norm(x))))
+
+
+class RefConvBlock(RefBottleneck):
+    def __init__(self, dim, k, kind):
+        super().__init__(dim, kind)
+        self.dwconv = nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim, bias=kind == "ln")
+
     def forward(self, x):
-        y = pointwise(self.pwconv2, self.act(pointwise(self.pwconv1, self.norm(self.dwconv(x)))))
-        return x + self.gamma[:, None, None] * y
+        return x + self.bottleneck(self.dwconv(x))
 
 
-class RefSDTA(nn.Module):
+class RefSDTA(RefBottleneck):
     def __init__(self, dim, heads, scales, pos, kind):
-        super().__init__()
+        super().__init__(dim, kind)
         self.kind = kind
         self.width = math.ceil(dim / scales)
         self.convs = nn.ModuleList(nn.Conv2d(self.width, self.width, 3, padding=1, groups=self.width) for _ in range(scales - 1))
@@ -103,11 +112,6 @@ class RefSDTA(nn.Module):
         self.norm_xca = ref_norm(kind, dim)
         self.gamma_xca = nn.Parameter(torch.full((dim,), 1e-6))
         self.xca = RefXCA(dim, heads)
-        self.norm = ref_norm(kind, dim)
-        self.pwconv1 = nn.Linear(dim, 4 * dim)
-        self.act = ref_act(kind)
-        self.pwconv2 = nn.Linear(4 * dim, dim)
-        self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
 
     def forward(self, x):
         shortcut = x
@@ -127,8 +131,7 @@ class RefSDTA(nn.Module):
             if self.pos_embd is not None:
                 x = x + self.pos_embd(b, h, w)
             x = x + self.gamma_xca[:, None, None] * self.xca(self.norm_xca(x))
-        y = pointwise(self.pwconv2, self.act(pointwise(self.pwconv1, self.norm(x))))
-        return shortcut + self.gamma[:, None, None] * y
+        return shortcut + self.bottleneck(x)
 
 
 class RefEdgeNeXt(nn.Module):

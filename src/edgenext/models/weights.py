@@ -141,36 +141,28 @@ def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str:
     return key
 
 
+def _rename_in_blocks(key: str, renames: tuple[tuple[str, str], ...]) -> str:
+    """Apply (old prefix, new prefix) renames to the part of ``key`` after ``.blocks.<j>.``."""
+    if ".blocks." not in key:
+        return key
+    head, _, tail = key.partition(".blocks.")
+    index, _, rest = tail.partition(".")
+    for old, new in renames:
+        if rest.startswith(old):
+            rest = new + rest[len(old) :]
+            break
+    return f"{head}.blocks.{index}.{rest}"
+
+
 def official_to_ours(state: Mapping[str, torch.Tensor]) -> StateDict:
     """Rename an official-release state dict to our (= timm's) layout."""
-    out = {}
-    for key, value in state.items():
-        new = _rename(key, _OFFICIAL_TO_OURS)
-        if ".blocks." in new:
-            head, _, tail = new.partition(".blocks.")
-            index, _, rest = tail.partition(".")
-            for old_name, new_name in _BLOCK_RENAMES:
-                if rest.startswith(old_name):
-                    rest = new_name + rest[len(old_name) :]
-            new = f"{head}.blocks.{index}.{rest}"
-        out[new] = value
-    return out
+    return {_rename_in_blocks(_rename(k, _OFFICIAL_TO_OURS), _BLOCK_RENAMES): v for k, v in state.items()}
 
 
 def ours_to_official(state: Mapping[str, torch.Tensor]) -> StateDict:
     """Rename one of our state dicts to the official release's layout."""
-    out = {}
-    for key, value in state.items():
-        new = key
-        if ".blocks." in key:
-            head, _, tail = key.partition(".blocks.")
-            index, _, rest = tail.partition(".")
-            for old_name, new_name in _BLOCK_RENAMES:
-                if rest.startswith(new_name):
-                    rest = old_name + rest[len(new_name) :]
-            new = f"{head}.blocks.{index}.{rest}"
-        out[_rename(new, _OURS_TO_OFFICIAL)] = value
-    return out
+    inverse = tuple((new, old) for old, new in _BLOCK_RENAMES)
+    return {_rename(_rename_in_blocks(k, inverse), _OURS_TO_OFFICIAL): v for k, v in state.items()}
 
 
 def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
