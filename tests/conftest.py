@@ -44,3 +44,62 @@ def cached_model():
         return _MODEL_CACHE[key]
 
     return get
+
+
+def write_image_folder(root, classes=("cat", "dog"), per_class=4, size=40, seed=0, splits=("train", "val")):
+    """Small PNG image folders ROOT/<split>/<class>/*.png with class-dependent colours (learnable)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                base = np.zeros((size, size, 3), dtype=np.float64)
+                base[..., c % 3] = 200.0
+                img = np.clip(base + rng.normal(0, 30, base.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root
+
+
+#: A tiny EdgeNeXt on a few 32x32 digits: config overrides for fast training tests.
+TINY_TRAIN = dict(
+    model="edgenext_xx_small",
+    model_kwargs=dict(depths=[1, 1, 1, 1], dims=[16, 32, 48, 64], heads=[2, 2, 2, 2]),
+    data="digits",
+    digits_size=32,
+    input_size=32,
+    multi_scale=False,
+    eval_crop_pct=1.0,
+    epochs=2,
+    batch_size=16,
+    lr=2e-3,
+    warmup_epochs=0.5,
+    workers=0,
+    threads=1,
+    train_limit=64,
+    val_limit=32,
+    hflip=0.0,
+    amp=False,
+    progress=False,
+    tensorboard=False,
+    plot=False,
+)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """``tiny_config(**overrides)``: a validated TrainConfig writing into tmp_path/run."""
+    from edgenext.train import TrainConfig, apply_overrides
+
+    def make(**overrides):
+        return apply_overrides(TrainConfig(), {**TINY_TRAIN, "output": str(tmp_path / "run"), **overrides}).validate()
+
+    return make

@@ -1,0 +1,153 @@
+"""Batch samplers: the multi-scale training sampler and an exact sharded eval sampler.
+
+Multi-scale training (paper, after MobileViT): each batch is drawn at one of a few input
+sizes and its batch size is scaled by (base / size)^2, so every batch carries about the
+same number of pixels. Unlike the official sampler, which keeps the base batch at sizes
+above the base and so peaks in memory there, batches above the base size shrink.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+def scaled_batch_size(batch_size: int, base_size: int, size: int, multiple_of: int = 1) -> int:
+    """Batch size at ``size`` keeping pixels per batch about those of ``batch_size`` at ``base_size``.
+
+    Rounded down to a multiple of ``multiple_of`` (at least one multiple), so it never exceeds
+    ``batch_size`` at sizes at or above the base.
+    """
+    scaled = int(batch_size * (base_size / size) ** 2)
+    return max(multiple_of, scaled - scaled % multiple_of)
+
+
+class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields this process's batches of ``(index, size)`` pairs, one size per batch.
+
+    The plan of an epoch (order of samples, size of each batch) depends only on ``seed`` and
+    the epoch set by ``set_epoch``, and is the same on every process; process ``rank`` takes
+    its contiguous share of each global batch, so the union over processes is the batch a
+    single process would see with ``batch_size * world_size``. ``len()`` is exact.
+
+    Args:
+        num_samples: dataset length.
+        batch_size: per-process batch at ``base_size``.
+        base_size: the reference input size.
+        sizes: the sizes to draw from (uniformly); ``(base_size,)`` disables multi-scale.
+        shuffle: reshuffle every epoch.
+        drop_last: drop the last, incomplete global batch instead of sharing it out smaller.
+        multiple_of: per-process batch sizes are multiples of this (mixup needs 2).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        *,
+        base_size: int,
+        sizes: Optional[Sequence[int]] = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        multiple_of: int = 1,
+    ) -> None:
+        if batch_size < 1 or multiple_of < 1:
+            raise ValueError(f"batch_size ({batch_size}) and multiple_of ({multiple_of}) must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        sizes = tuple(int(s) for s in (sizes or (base_size,)))
+        if min(sizes) < 1:
+            raise ValueError(f"sizes must be positive, got {sizes}")
+        if num_samples < world_size * multiple_of:
+            raise ValueError(
+                f"{num_samples} samples cannot fill one batch on {world_size} process(es) "
+                f"(need at least {world_size * multiple_of})"
+            )
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.base_size = int(base_size)
+        self.sizes = sizes
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.multiple_of = multiple_of
+        self.epoch = 0
+        self._plan_cache: tuple[int, list[tuple[int, int]]] | None = None
+
+    def batch_size_at(self, size: int) -> int:
+        return scaled_batch_size(self.batch_size, self.base_size, size, self.multiple_of)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rng(self, stream: int) -> np.random.Generator:
+        # separate streams for the order and the sizes, both fixed by (seed, epoch)
+        return np.random.default_rng((self.seed, self.epoch, stream))
+
+    def plan(self) -> list[tuple[int, int]]:
+        """``(size, per-process batch)`` of every batch of the current epoch."""
+        if self._plan_cache is not None and self._plan_cache[0] == self.epoch:
+            return self._plan_cache[1]
+        rng = self._rng(1)
+        plan, left = [], self.num_samples
+        while left > 0:
+            size = self.sizes[int(rng.integers(len(self.sizes)))] if len(self.sizes) > 1 else self.sizes[0]
+            per_rank = self.batch_size_at(size)
+            if per_rank * self.world_size > left:
+                if self.drop_last:
+                    break
+                # share what is left equally (same size on every process, a multiple of multiple_of)
+                per_rank = left // self.world_size
+                per_rank -= per_rank % self.multiple_of
+                if per_rank == 0:
+                    break
+            plan.append((size, per_rank))
+            left -= per_rank * self.world_size
+        self._plan_cache = (self.epoch, plan)
+        return plan
+
+    def __len__(self) -> int:
+        return len(self.plan())
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = self._rng(0).permutation(self.num_samples) if self.shuffle else np.arange(self.num_samples)
+        start = 0
+        for size, per_rank in self.plan():
+            mine = order[start + self.rank * per_rank : start + (self.rank + 1) * per_rank]
+            yield [(int(i), size) for i in mine]
+            start += per_rank * self.world_size
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        self._plan_cache = None
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Evaluation batches of process ``rank``: every ``world_size``-th sample, in order.
+
+    No padding or duplication (unlike ``DistributedSampler``), so summed metrics are exact;
+    processes may get one batch more or less, which evaluation tolerates (no collectives in it).
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, *, rank: int = 0, world_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.indices = list(range(rank, num_samples, world_size))
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return (len(self.indices) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for start in range(0, len(self.indices), self.batch_size):
+            yield self.indices[start : start + self.batch_size]

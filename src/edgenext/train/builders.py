@@ -1,0 +1,155 @@
+"""Builders turning a ``TrainConfig`` into data loaders, the model, teacher, loss and precision."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import torch
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import (
+    DigitsDataset,
+    ImageFolderDataset,
+    MultiScaleBatchSampler,
+    ShardedBatchSampler,
+    SkipCounter,
+    SubsetDataset,
+    eval_transform_factory,
+    train_transform_factory,
+)
+from ..models import create_model
+from .config import DIGITS, TrainConfig
+from .distill import DistillationLoss
+from .distributed import DistInfo
+
+_logger = logging.getLogger("edgenext")
+
+
+def _train_factory(cfg: TrainConfig):
+    return train_transform_factory(
+        augment=cfg.augment, crop_scale=cfg.crop_scale, hflip=cfg.hflip, color_jitter=cfg.color_jitter,
+        rand_augment=cfg.rand_augment, reprob=cfg.reprob, interpolation=cfg.interpolation, mean=cfg.mean, std=cfg.std,
+    )
+
+
+def _eval_factory(cfg: TrainConfig):
+    return eval_transform_factory(crop_pct=cfg.eval_crop_pct, interpolation=cfg.interpolation, mean=cfg.mean, std=cfg.std)
+
+
+def data_folders(cfg: TrainConfig) -> tuple[Path, Path]:
+    """``train_dir``/``val_dir`` when given, else ``data/train`` and ``data/val``."""
+    root = Path(cfg.data)
+    train = Path(cfg.train_dir) if cfg.train_dir else root / "train"
+    val = Path(cfg.val_dir) if cfg.val_dir else root / "val"
+    for name, path in (("training", train), ("validation", val)):
+        if not path.is_dir():
+            raise ValueError(
+                f"{name} folder {path} does not exist: give --data DIR holding train/<class>/* and val/<class>/*, "
+                f"or train_dir / val_dir, or --data {DIGITS} for the built-in demo set"
+            )
+    return train, val
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
+    """Training and validation sets, and the class names (the training set's order)."""
+    if cfg.data == DIGITS and not cfg.train_dir:
+        train = DigitsDataset("train", _train_factory(cfg), image_size=cfg.digits_size, val_fraction=cfg.digits_val_fraction)
+        val = DigitsDataset("val", _eval_factory(cfg), image_size=cfg.digits_size, val_fraction=cfg.digits_val_fraction)
+    else:
+        train_dir, val_dir = data_folders(cfg)
+        train = ImageFolderDataset(train_dir, _train_factory(cfg), default_size=cfg.input_size)
+        val = ImageFolderDataset(val_dir, _eval_factory(cfg), default_size=cfg.input_size, class_names=train.class_names)
+    if cfg.train_limit:
+        train = SubsetDataset(train, cfg.train_limit, seed=cfg.seed)
+    if cfg.val_limit:
+        val = SubsetDataset(val, cfg.val_limit, seed=cfg.seed)
+    return train, val, list(train.class_names)
+
+
+def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo) -> tuple[DataLoader, MultiScaleBatchSampler]:
+    sampler = MultiScaleBatchSampler(
+        len(dataset),
+        cfg.batch_size,
+        base_size=cfg.input_size,
+        sizes=cfg.scales if cfg.multi_scale else None,
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        multiple_of=2 if (cfg.mixup > 0 or cfg.cutmix > 0) else 1,
+    )
+    # NOTE: no persistent workers: each epoch's workers take their seeds from the (checkpointed)
+    # torch RNG, which is what makes a resumed run repeat the augmentations exactly.
+    loader = DataLoader(
+        dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=SkipCounter(),
+        pin_memory=info.device.type == "cuda",
+    )
+    return loader, sampler
+
+
+def build_eval_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo) -> DataLoader:
+    sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, rank=info.rank, world_size=info.world_size)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=SkipCounter(),
+                      pin_memory=info.device.type == "cuda")
+
+
+def build_model(cfg: TrainConfig, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
+    """The student, from scratch or from ``cfg.finetune`` weights (head re-initialised if its size differs)."""
+    overrides = dict(cfg.model_kwargs)
+    overrides.setdefault("drop_path_rate", cfg.drop_path)
+    weights = cfg.finetune if load_finetune else None
+    if weights is not None:
+        _logger.info("fine-tuning from %s", weights)
+    return create_model(cfg.model, weights=weights, num_classes=num_classes, **overrides)
+
+
+def build_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Optional[nn.Module]:
+    """The frozen distillation teacher, or None.
+
+    Any model the package can create (``teacher: edgenext_base.usi`` downloads its release)
+    or load (``teacher_weights``: an official / timm file with ``teacher``, or a checkpoint of
+    ``edgenext train``, which names its own model).
+    """
+    if not (cfg.teacher or cfg.teacher_weights):
+        return None
+    from .inference import load_model
+
+    loaded = load_model(cfg.teacher, cfg.teacher_weights, pretrained=cfg.teacher_weights is None, device=device)
+    teacher = loaded.model
+    if teacher.num_classes != num_classes:
+        raise ValueError(
+            f"teacher {cfg.teacher or cfg.teacher_weights} predicts {teacher.num_classes} classes, the data has "
+            f"{num_classes}: fine-tune a teacher on this data first and pass it with teacher_weights"
+        )
+    teacher.requires_grad_(False)
+    return teacher.eval()
+
+
+def build_criterion(cfg: TrainConfig) -> DistillationLoss:
+    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    # with mixup the targets arrive as smoothed soft labels (Mixup applies the smoothing)
+    base = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    alpha = cfg.distill_alpha if (cfg.teacher or cfg.teacher_weights) else 0.0
+    return DistillationLoss(base, alpha=alpha, tau=cfg.distill_tau)
+
+
+def build_mixup(cfg: TrainConfig, num_classes: int) -> Optional[Mixup]:
+    if cfg.mixup <= 0 and cfg.cutmix <= 0:
+        return None
+    return Mixup(
+        mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob, switch_prob=cfg.mixup_switch_prob,
+        label_smoothing=cfg.label_smoothing, num_classes=num_classes,
+    )
+
+
+def amp_settings(cfg: TrainConfig, device: torch.device) -> tuple[Optional[torch.dtype], Optional[torch.amp.GradScaler]]:
+    """bf16 autocast on CPU (no scaler needed), fp16 + a grad scaler on CUDA, or full fp32."""
+    if not cfg.amp:
+        return None, None
+    if device.type == "cuda":
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return torch.bfloat16, None

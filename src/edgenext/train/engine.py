@@ -1,0 +1,191 @@
+"""One epoch of training and one pass of evaluation (single process or DDP)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .distill import DistillationLoss
+from .distributed import DistInfo, all_reduce_sum
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stops before the weights are touched."""
+
+
+@dataclass
+class TrainParts:
+    """What a training step needs, built once by the runner."""
+
+    model: nn.Module  # the DDP wrapper in distributed runs
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # timm scheduler, stepped with fractional epochs
+    criterion: DistillationLoss
+    dist: DistInfo
+    amp_dtype: Optional[torch.dtype] = None
+    scaler: Optional[torch.amp.GradScaler] = None
+    ema: Optional[nn.Module] = None  # timm ModelEmaV3
+    mixup: Optional[Any] = None  # timm Mixup
+    teacher: Optional[nn.Module] = None
+    accum_steps: int = 1
+    clip_grad: Optional[float] = None
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _check_finite(loss: torch.Tensor, parts: TrainParts, epoch: int, step: int) -> float:
+    value = loss.detach().float()
+    bad = (~torch.isfinite(value)).float().reshape(1)
+    # every process must agree before anyone calls backward, or DDP would hang
+    all_reduce_sum(bad, parts.dist)
+    if bad.item() > 0:
+        lr = parts.optimizer.param_groups[0]["lr"]
+        raise NonFiniteLossError(
+            f"the training loss became {value.item()} at epoch {epoch}, step {step} (lr {lr:.3g}); stopped before "
+            f"updating the weights. Lower the lr, enable clip_grad, or disable amp, then resume from the last checkpoint."
+        )
+    return value.item()
+
+
+def _placeholder_batch(parts: TrainParts) -> tuple[torch.Tensor, torch.Tensor]:
+    # NOTE: every image of this batch was unreadable. Alone we could skip it, but under DDP
+    # the other processes are about to all-reduce gradients: run a zero-weighted dummy step.
+    model = parts.model.module if hasattr(parts.model, "module") else parts.model
+    in_chans = getattr(model, "in_chans", 3)
+    return torch.zeros(1, in_chans, 32, 32, device=parts.dist.device), torch.zeros(1, dtype=torch.long, device=parts.dist.device)
+
+
+def train_one_epoch(
+    parts: TrainParts, loader: Iterable, epoch: int, *, global_step: int, progress: bool = True
+) -> tuple[dict[str, float], int]:
+    """Train for one epoch; returns the epoch's metrics and the new optimiser step count."""
+    model, opt, device = parts.model, parts.optimizer, parts.dist.device
+    model.train()
+    num_batches = len(loader)
+    updates = max(math.ceil(num_batches / parts.accum_steps), 1)
+    loss_sum, seen, skipped_total = 0.0, 0, 0
+    bar = tqdm(total=num_batches, desc=f"epoch {epoch}", disable=not (progress and parts.dist.is_main), leave=False)
+    start = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    for i, (images, targets, skipped) in enumerate(loader):
+        skipped_total += int(skipped)
+        if parts.mixup is not None and images.shape[0] % 2:
+            # timm's Mixup pairs images up; a skipped unreadable image can leave the batch odd
+            images, targets = images[:-1], targets[:-1]
+        empty = images.numel() == 0
+        if empty and not parts.dist.distributed:
+            continue
+        if empty:
+            images, targets = _placeholder_batch(parts)
+        else:
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        n = 0 if empty else images.shape[0]
+        if parts.mixup is not None and not empty:
+            images, targets = parts.mixup(images, targets)
+        last_micro = (i + 1) % parts.accum_steps == 0 or i + 1 == num_batches
+        sync = contextlib.nullcontext() if last_micro or not parts.dist.distributed else model.no_sync()
+        with sync:
+            with autocast(device, parts.amp_dtype):
+                logits = model(images)
+                teacher_logits = None
+                if parts.teacher is not None and not empty:
+                    with torch.no_grad():
+                        teacher_logits = parts.teacher(images)
+                loss = parts.criterion(logits, targets, teacher_logits) if not empty else logits.sum() * 0.0
+            value = _check_finite(loss, parts, epoch, i)
+            scaled = loss / parts.accum_steps
+            (parts.scaler.scale(scaled) if parts.scaler is not None else scaled).backward()
+        loss_sum += value * n
+        seen += n
+        if last_micro:
+            update = i // parts.accum_steps
+            parts.scheduler.step(epoch + update / updates)
+            _optimizer_step(parts)
+            global_step += 1
+            if parts.ema is not None:
+                parts.ema.update(model.module if hasattr(model, "module") else model, step=global_step)
+        rate = seen * parts.dist.world_size / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(loss=f"{value:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}", img_s=f"{rate:.0f}", refresh=False)
+        bar.update(1)
+    bar.close()
+    elapsed = time.perf_counter() - start
+    totals = all_reduce_sum(torch.tensor([loss_sum, seen, skipped_total], dtype=torch.float64, device=device), parts.dist)
+    loss_sum, seen, skipped_total = totals.tolist()
+    metrics = {
+        "train_loss": loss_sum / max(seen, 1),
+        "lr": opt.param_groups[0]["lr"],
+        "train_images": int(seen),
+        "train_skipped": int(skipped_total),
+        "images_per_s": seen / max(elapsed, 1e-9),
+        "epoch_time_s": elapsed,
+    }
+    return metrics, global_step
+
+
+def _optimizer_step(parts: TrainParts) -> None:
+    model = parts.model
+    if parts.scaler is not None:
+        if parts.clip_grad is not None:
+            parts.scaler.unscale_(parts.optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), parts.clip_grad)
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+    else:
+        if parts.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), parts.clip_grad)
+        parts.optimizer.step()
+    parts.optimizer.zero_grad(set_to_none=True)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    device: torch.device,
+    dist: Optional[DistInfo] = None,
+    amp_dtype: Optional[torch.dtype] = None,
+    progress: bool = False,
+    desc: str = "eval",
+) -> dict[str, float]:
+    """Top-1, top-5 (in %) and mean cross-entropy over ``loader``, summed across processes.
+
+    Pass the bare model, not its DDP wrapper: evaluation runs no collectives until the end,
+    so processes may see different numbers of batches.
+    """
+    dist = dist or DistInfo(device=device)
+    model.eval()
+    totals = torch.zeros(5, dtype=torch.float64, device=device)  # loss, top1, top5, count, skipped
+    for images, targets, skipped in tqdm(loader, desc=desc, disable=not (progress and dist.is_main), leave=False):
+        totals[4] += skipped
+        if images.numel() == 0:
+            continue
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with autocast(device, amp_dtype):
+            logits = model(images)
+        logits = logits.float()
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hits = top.eq(targets[:, None])
+        totals[0] += F.cross_entropy(logits, targets, reduction="sum").double()
+        totals[1] += hits[:, 0].sum()
+        totals[2] += hits.any(dim=1).sum()
+        totals[3] += targets.numel()
+    all_reduce_sum(totals, dist)
+    loss, top1, top5, count, skipped = totals.tolist()
+    if count == 0:
+        raise ValueError(f"no readable images to evaluate ({int(skipped)} skipped)")
+    return {"top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count, "loss": loss / count,
+            "count": int(count), "skipped": int(skipped)}

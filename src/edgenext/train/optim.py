@@ -1,0 +1,65 @@
+"""AdamW with the paper's weight-decay exemptions, linear lr scaling, per-step cosine schedule."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+
+
+def param_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] = ()) -> list[dict]:
+    """Two groups: decayed weights, and the exempt ones (norms, biases, layer scales, temperatures).
+
+    Every 0-d / 1-d parameter (norm weights, biases, layer scales) is exempt, plus the names
+    the model lists in ``no_weight_decay()`` (EdgeNeXt: ``gamma``, ``gamma_xca``, and the XCA
+    ``temperature``, which is 3-d) and those in ``skip``.
+    """
+    named_skip = set(skip)
+    if hasattr(model, "no_weight_decay"):
+        named_skip |= set(model.no_weight_decay())
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or name in named_skip or name.endswith(".bias"):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 4096) -> float:
+    """The linear scaling rule: ``base_lr`` is the lr at ``base_batch`` images per update."""
+    return base_lr * global_batch / base_batch
+
+
+def build_optimizer(
+    model: nn.Module, *, lr: float, weight_decay: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999)
+) -> torch.optim.AdamW:
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, eps=eps, betas=tuple(betas))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, *, epochs: int, warmup_epochs: float, min_lr: float, warmup_lr: float = 0.0
+) -> CosineLRScheduler:
+    """Linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then cosine down to ``min_lr``.
+
+    Time is counted in (fractional) epochs and the schedule is a pure function of it, so the
+    engine sets the lr before every update with ``scheduler.step(epoch + i / steps)``: the
+    lr changes per step even when multi-scale batching varies the steps per epoch, and a
+    resumed run needs nothing but its position.
+    """
+    return CosineLRScheduler(
+        optimizer,
+        t_initial=max(epochs - warmup_epochs, 1e-8),
+        lr_min=min_lr,
+        warmup_t=warmup_epochs,
+        warmup_lr_init=warmup_lr,
+        warmup_prefix=True,  # the cosine starts after the warm-up, at the full lr
+        t_in_epochs=True,
+    )
