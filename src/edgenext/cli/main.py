@@ -9,8 +9,13 @@ from typing import Optional, Sequence
 
 from . import models as models_cmd
 from . import profile as profile_cmd
+from . import train as train_cmd
+from . import eval as eval_cmd
+from . import predict as predict_cmd
+from . import export as export_cmd
+from . import bench as bench_cmd
 
-SUBCOMMANDS = (models_cmd, profile_cmd)
+SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,64 @@
+"""The bench's table and its plot (latency against MAdds, one point per model and runtime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+from ..deploy.common import require
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return format(value, spec) if value is not None else "-"
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A fixed-width table; the ratio is timm-eager latency / this latency (>1: faster)."""
+    head = f"{'model':<24}{'impl':<6}{'runtime':<17}{'batch':>5}{'MAdds':>9}{'median ms':>11}{'p90 ms':>10}{'img/s':>9}{'vs timm':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        madds = f"{r['madds'] / 1e6:.0f}M" if r.get("madds") else "-"
+        ratio = f"{r['ratio_vs_timm_eager']:.2f}x" if r.get("ratio_vs_timm_eager") else "-"
+        line = (f"{r['model']:<24}{r['impl']:<6}{r['runtime']:<17}{r['batch']:>5}{madds:>9}"
+                f"{_fmt(r['latency_ms_median'], '.2f'):>11}{_fmt(r['latency_ms_p90'], '.2f'):>10}"
+                f"{_fmt(r['throughput_img_s'], '.1f'):>9}{ratio:>9}")
+        if r.get("error"):
+            line += f"  ({r['error']})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def plot_latency_vs_madds(rows: Sequence[dict[str, Any]], output: Union[str, Path], *, batch: int = 1) -> Path:
+    """Scatter of batch-``batch`` median latency against MAdds, one point per model and runtime."""
+    require("matplotlib", "bench", "the bench plot")
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if r["batch"] == batch and r["latency_ms_median"]]
+    if not points:
+        raise ValueError(f"no measured rows at batch {batch} to plot")
+    runtimes = sorted({(r["impl"], r["runtime"]) for r in points})
+    markers = "os^Dv<>P*Xh"
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for i, (impl, runtime) in enumerate(runtimes):
+        pts = [r for r in points if (r["impl"], r["runtime"]) == (impl, runtime)]
+        ax.scatter([r["madds"] / 1e6 for r in pts], [r["latency_ms_median"] for r in pts],
+                   marker=markers[i % len(markers)], s=46, label=f"{impl} {runtime}")
+        for r in pts:
+            ax.annotate(r["model"].replace("edgenext_", "en_"), (r["madds"] / 1e6, r["latency_ms_median"]),
+                        fontsize=6, xytext=(3, 2), textcoords="offset points")
+    first = points[0]
+    ax.set_xlabel("MAdds (M, fvcore)")
+    ax.set_ylabel(f"median latency, batch {batch} (ms)")
+    ax.set_yscale("log")
+    ax.set_title(f"latency vs MAdds at {first['input_size']}px, {first['threads']} threads, {first['device']} {first['dtype']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=130)
+    plt.close(fig)
+    return output

@@ -1,0 +1,68 @@
+"""ExecuTorch export: a ``.pte`` program lowered to the XNNPACK backend (what Android/iOS apps
+embed), fp32 or int8 (see ``quantize.py``), and the Python runtime wrapper used to check it."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .common import InputSize, example_input, require
+
+log = logging.getLogger(__name__)
+
+EXTRA = "executorch"
+MAX_DYNAMIC_BATCH = 64
+
+
+def export_program(model: nn.Module, x: torch.Tensor, dynamic_batch: bool) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model`` at ``x``'s shape; the batch axis symbolic when asked."""
+    dynamic = ({0: torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)},) if dynamic_batch else None
+    if not isinstance(model, torch.fx.GraphModule):  # a PT2E-quantised graph refuses .eval()
+        model = model.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.export.export(model, (x,), dynamic_shapes=dynamic, strict=False)
+
+
+def lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
+    """Partition everything XNNPACK supports to it and serialise the program."""
+    require("executorch", EXTRA, "ExecuTorch export")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        return edge.to_executorch().buffer
+
+
+def export_executorch(
+    model: nn.Module, output: Union[str, Path], *, input_size: InputSize = 256, batch: Optional[int] = 1
+) -> Path:
+    """Write ``model`` as an XNNPACK-delegated ``.pte``. ``batch=None``: dynamic batch up to
+    ``MAX_DYNAMIC_BATCH`` (mobile apps usually run batch 1, the default)."""
+    require("executorch", EXTRA, "ExecuTorch export")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    x = example_input(batch or 2, input_size, getattr(model, "in_chans", 3))
+    output.write_bytes(lower_to_xnnpack(export_program(model, x, dynamic_batch=batch is None)))
+    return output
+
+
+class ExecuTorchModel:
+    """A ``.pte`` file in ExecuTorch's Python runtime (the same C++ runtime apps link)."""
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        require("executorch", EXTRA, "the ExecuTorch runtime")
+        from executorch.runtime import Runtime
+
+        self.program = Runtime.get().load_program(str(path))
+        self.method = self.program.load_method("forward")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.method.execute([x.detach().contiguous()])[0]

@@ -1,0 +1,136 @@
+"""One entry point for every export format: write the file, run it, compare with eager PyTorch.
+
+``export_model`` fuses the model first (the default) so every runtime gets the folded,
+channels-last graph, writes the format, loads the result in its runtime and reports the
+max-abs difference against the *unfused* eager model on a fixed input. Above the tolerance
+(1e-4 in fp32) it raises: a silently wrong export is worse than none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+from torch import nn
+
+from .common import FP32_TOLERANCE, InputSize, example_input, hw, max_abs_diff
+from .fuse import fuse
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "executorch", "torchscript", "openvino", "coreml")
+SUFFIXES = {"onnx": ".onnx", "executorch": ".pte", "torchscript": ".pt", "openvino": ".xml", "coreml": ".mlpackage"}
+EXTRAS = {"onnx": "onnx", "executorch": "executorch", "torchscript": None, "openvino": "openvino", "coreml": "coreml"}
+
+
+class ParityError(RuntimeError):
+    """The exported model's outputs differ from eager PyTorch by more than the tolerance."""
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: str
+    size_bytes: int
+    max_abs_diff: Optional[float]  # None: the runtime cannot run here (Core ML off macOS)
+    tolerance: float
+    check: str  # how parity was checked
+    seconds: float
+    details: dict = field(default_factory=dict)
+
+    def parity_line(self) -> str:
+        if self.max_abs_diff is None:
+            return f"{self.format}: {self.path} ({self.size_bytes / 1e6:.2f} MB): {self.check}"
+        return (
+            f"{self.format}: {self.path} ({self.size_bytes / 1e6:.2f} MB): max |exported - eager| = "
+            f"{self.max_abs_diff:.3e} (tolerance {self.tolerance:.0e}, {self.check})"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return size
+
+
+def _writer_and_runner(fmt: str) -> tuple[Callable, Optional[Callable]]:
+    """The format's export function and a factory of a callable runtime model (lazy imports:
+    a missing optional package fails only for its own format)."""
+    if fmt == "onnx":
+        from .onnx import OrtModel, export_onnx
+
+        return export_onnx, OrtModel
+    if fmt == "torchscript":
+        from .torchscript import TorchScriptModel, export_torchscript
+
+        return export_torchscript, TorchScriptModel
+    if fmt == "executorch":
+        from .executorch import ExecuTorchModel, export_executorch
+
+        return export_executorch, ExecuTorchModel
+    if fmt == "openvino":
+        from .openvino import OpenVinoModel, export_openvino
+
+        return export_openvino, OpenVinoModel
+    if fmt == "coreml":
+        from .coreml import CoreMLModel, can_predict, export_coreml
+
+        return export_coreml, (CoreMLModel if can_predict() else None)
+    raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def export_model(
+    model: nn.Module,
+    fmt: str,
+    output: Union[str, Path],
+    *,
+    input_size: InputSize = 256,
+    batch: Optional[int] = None,
+    fused: bool = True,
+    tolerance: float = FP32_TOLERANCE,
+) -> ExportResult:
+    """Export ``model`` (an ``EdgeNeXt``) to ``fmt`` at ``output`` and check it in its runtime.
+
+    ``batch=None`` exports a dynamic batch axis where the format supports it (ExecuTorch and
+    Core ML default to batch 1). Raises ``ParityError`` above ``tolerance``.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if batch is not None and batch < 1:
+        raise ValueError(f"batch must be a positive integer or None (dynamic), got {batch}")
+    size = hw(input_size)
+    model = model.eval()
+    deployed = fuse(model, size) if fused else model
+    writer, runner = _writer_and_runner(fmt)
+    if fmt in ("executorch", "coreml") and batch is None:
+        batch = 1  # mobile runtimes: a static batch-1 program unless asked otherwise
+    start = time.perf_counter()
+    path = Path(writer(deployed, output, input_size=size, batch=batch))
+    seconds = time.perf_counter() - start
+    x = example_input(batch or 3, size, getattr(model, "in_chans", 3), seed=1)  # 3: not the traced batch
+    with torch.no_grad():
+        reference = model(x)
+    if runner is None:
+        from .coreml import describe_coreml
+
+        shapes = describe_coreml(path)
+        expected = list(reference.shape)
+        if shapes.get(next(reversed(shapes))) not in (expected, []):
+            raise ParityError(f"Core ML package outputs {shapes}, expected logits of shape {expected}")
+        check = f"structural only (prediction needs macOS): {shapes}"
+        return ExportResult(fmt, str(path), _size(path), None, tolerance, check, seconds, {"shapes": shapes})
+    diff = max_abs_diff(runner(path)(x), reference)
+    result = ExportResult(fmt, str(path), _size(path), diff, tolerance, f"batch {x.shape[0]}, fixed seeded input", seconds)
+    if diff > tolerance:
+        raise ParityError(f"{fmt} export differs from eager PyTorch: {result.parity_line()}")
+    return result

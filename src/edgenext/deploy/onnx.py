@@ -1,0 +1,102 @@
+"""ONNX export (opset 18, dynamic or fixed batch, simplified) and the ONNX Runtime wrapper."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .common import InputSize, example_input, is_installed, require
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 18
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def export_onnx(
+    model: nn.Module,
+    output: Union[str, Path],
+    *,
+    input_size: InputSize = 256,
+    batch: Optional[int] = None,
+    opset: int = DEFAULT_OPSET,
+    simplify: bool = True,
+) -> Path:
+    """Write ``model`` as ONNX. ``batch=None`` makes the batch axis dynamic; spatial size is fixed.
+
+    The graph comes from the dynamo exporter (already constant-folded by onnxscript's
+    optimiser) and, when onnxslim is installed, is slimmed further (fused constants, removed
+    identity/cast chains).
+    """
+    require("onnx", "onnx", "ONNX export")
+    require("onnxscript", "onnx", "ONNX export")
+    if opset < 17:
+        raise ValueError(f"opset {opset} is too old: EdgeNeXt's LayerNormalization needs opset 17 or newer")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    x = example_input(batch or 2, input_size, getattr(model, "in_chans", 3))
+    dynamic = None if batch else ({0: torch.export.Dim("batch", min=1, max=1024)},)
+    model = model.eval()
+    with torch.no_grad(), warnings.catch_warnings(), _quiet("onnxscript", "torch.onnx", "onnx_ir"):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (x,), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False, optimize=True,
+        )
+        program.save(str(output))
+    if simplify:
+        simplify_onnx(output)
+    return output
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """The exporter and its optimiser log every rewrite at INFO: keep the user's console readable."""
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+def simplify_onnx(path: Union[str, Path]) -> bool:
+    """Slim the graph in place with onnxslim; False (and the graph unchanged) when not installed."""
+    if not is_installed("onnxslim"):
+        log.info("onnxslim is not installed (pip install \"edgenext[onnx]\"): keeping the exporter's graph")
+        return False
+    import onnx
+    import onnxslim
+
+    with _quiet("onnxslim"):
+        slim = onnxslim.slim(onnx.load(str(path)))
+    onnx.save(slim, str(path))
+    return True
+
+
+class OrtModel:
+    """An ONNX file in an ONNX Runtime CPU session: ``model(x)`` takes and returns tensors."""
+
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
+        ort = require("onnxruntime", "onnx", "ONNX Runtime inference")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.detach().cpu().numpy())})[0]
+        return torch.from_numpy(out)

@@ -1,0 +1,71 @@
+"""int8 post-training quantisation of a quickly trained digits model keeps its accuracy."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from edgenext import EdgeNeXt
+from edgenext.deploy import fuse
+from edgenext.deploy.calibration import calibration_tensor, digits_split, top1
+from edgenext.deploy.common import is_installed
+
+SIZE = 32
+#: stated margin: int8 may lose at most this many top-1 points on the digits validation split
+#: (360 images: one image is 0.28 points). The benchmark's full-size model loses < 1 point.
+MARGIN = 2.0
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    """A small EdgeNeXt trained for a few seconds on scikit-learn's digits (32x32 RGB)."""
+    torch.manual_seed(0)
+    x_train, y_train, x_val, y_val = digits_split(SIZE)
+    model = EdgeNeXt(depths=(1, 1, 2, 1), dims=(16, 32, 48, 64), heads=(2, 2, 2, 2), num_classes=10)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.05)
+    model.train()
+    for _ in range(2):
+        order = torch.randperm(len(y_train))
+        for i in range(0, len(order), 64):
+            idx = order[i : i + 64]
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    accuracy = top1(model, x_val, y_val)
+    assert accuracy > 80.0, f"the digits model did not train ({accuracy:.1f}%)"
+    return model, x_train[:64], x_val, y_val, accuracy
+
+
+@pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_onnxruntime_int8_keeps_accuracy(digits_model, tmp_path):
+    from edgenext.deploy.onnx import OrtModel, export_onnx
+    from edgenext.deploy.quantize import quantize_onnx
+
+    model, calib, x_val, y_val, fp32 = digits_model
+    fp32_path = export_onnx(fuse(model, SIZE), tmp_path / "fp32.onnx", input_size=SIZE)
+    int8_path = quantize_onnx(fp32_path, tmp_path / "int8.onnx", calib)
+    assert int8_path.stat().st_size < 0.6 * fp32_path.stat().st_size  # int8 weights
+    int8 = top1(OrtModel(int8_path), x_val, y_val)
+    assert int8 >= fp32 - MARGIN, f"int8 {int8:.2f}% vs fp32 {fp32:.2f}%"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not is_installed("executorch"), reason="executorch is not installed")
+def test_executorch_int8_keeps_accuracy(digits_model, tmp_path):
+    from edgenext.deploy.executorch import ExecuTorchModel
+    from edgenext.deploy.quantize import quantize_executorch
+
+    model, calib, x_val, y_val, fp32 = digits_model
+    path = quantize_executorch(fuse(model, SIZE), tmp_path / "int8.pte", calib[:32], input_size=SIZE)
+    runner = ExecuTorchModel(path)  # a static batch-1 program
+    int8 = top1(lambda x: torch.cat([runner(x[i : i + 1]) for i in range(len(x))]), x_val, y_val)
+    assert int8 >= fp32 - MARGIN, f"int8 {int8:.2f}% vs fp32 {fp32:.2f}%"
+
+
+def test_calibration_from_an_image_folder(image_folder):
+    x = calibration_tensor(image_folder, input_size=SIZE, limit=5)
+    assert x.shape == (5, 3, SIZE, SIZE) and x.dtype == torch.float32
+    (image_folder / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        calibration_tensor(image_folder / "empty", input_size=SIZE)
