@@ -89,3 +89,10 @@ def test_imagenet_folders_map_to_imagenet_indices(tmp_path):
     res = predict_images(loaded, [str(tmp_path / wnids[0] / "x.jpg")], top_k=3)
     assert all(t["label"].startswith("n") and t["description"] for t in res[0]["top"])
     assert sum(t["prob"] for t in res[0]["top"]) <= 1.0 + 1e-6
+
+
+def test_eval_of_a_missing_folder_names_it(tmp_path, capsys):
+    from edgenext.cli.main import main as cli_main
+
+    assert cli_main(["eval", str(tmp_path / "nope"), "--model", "edgenext_xx_small"]) == 2
+    assert "nope: no such folder" in capsys.readouterr().err

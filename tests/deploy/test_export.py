@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 
-import edgenext
 from edgenext.cli.main import main
 from edgenext.deploy.common import MissingExtraError, is_installed, require
 from edgenext.deploy.export import SUFFIXES, ParityError, export_model

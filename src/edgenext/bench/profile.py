@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..constants import PAPER_MADDS_M, PAPER_PARAMS
 
-InputSize = Union[int, tuple[int, int]]
-
-
-def _hw(input_size: InputSize) -> tuple[int, int]:
-    if isinstance(input_size, int):
-        return input_size, input_size
-    height, width = input_size
-    return int(height), int(width)
+from ..models.edgenext import InputSize
+from ..models.edgenext import input_hw as _hw
 
 
 def count_madds(model: nn.Module, input_size: InputSize = 256, in_chans: int = 3, *, paper_convention: bool = True) -> int:

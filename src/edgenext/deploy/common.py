@@ -9,7 +9,8 @@ from typing import Union
 import numpy as np
 import torch
 
-InputSize = Union[int, tuple[int, int]]
+from ..models.edgenext import InputSize
+from ..models.edgenext import input_hw as hw
 
 # fp32 exports must reproduce eager PyTorch to this max-abs difference (the bound).
 FP32_TOLERANCE = 1e-4
@@ -36,13 +37,6 @@ def is_installed(module: str) -> bool:
     except ImportError:
         return False
     return True
-
-
-def hw(input_size: InputSize) -> tuple[int, int]:
-    size = (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
-    if min(size) < 32:
-        raise ValueError(f"input size {input_size} is below the 32x32 minimum of EdgeNeXt")
-    return size
 
 
 def example_input(batch: int, input_size: InputSize, in_chans: int = 3, seed: int = 0) -> torch.Tensor:

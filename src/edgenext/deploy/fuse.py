@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..models.blocks import ConvEncoder, SDTAEncoder
-from ..models.edgenext import EdgeNeXt, EdgeNeXtStage
+from ..models.edgenext import EdgeNeXt, EdgeNeXtStage, input_hw, stage_map_sizes
 from ..models.layers import LAYERNORM_EPS
 from .fold import (
     conv_with_input_affine,
@@ -128,23 +128,8 @@ def _fuse_head(model: EdgeNeXt) -> FusedHead:
     return FusedHead(_bare_norm(head.norm), fc)
 
 
-def stage_map_sizes(input_size: tuple[int, int], num_stages: int) -> list[tuple[int, int]]:
-    """Map size of each stage: the 4x4 stem and each 2x2 downsampling floor the size."""
-    h, w = input_size[0] // 4, input_size[1] // 4
-    sizes = [(h, w)]
-    for _ in range(num_stages - 1):
-        h, w = h // 2, w // 2
-        sizes.append((h, w))
-    return sizes
-
-
 def _hw(input_size: InputSize) -> Optional[tuple[int, int]]:
-    if input_size is None:
-        return None
-    hw = (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
-    if min(hw) < 32:
-        raise ValueError(f"fuse: input_size={input_size} is below the 32x32 minimum")
-    return hw
+    return None if input_size is None else input_hw(input_size)
 
 
 @torch.no_grad()

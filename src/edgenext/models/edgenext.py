@@ -7,7 +7,7 @@ load as they are; the official release's layout is converted in ``weights.py``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 import torch
 from torch import nn
@@ -18,6 +18,27 @@ from .blocks import ConvEncoder, SDTAEncoder
 from .layers import ActLayer, NormName, make_norm
 
 MIN_INPUT_SIZE = 32
+
+InputSize = Union[int, tuple[int, int]]
+
+
+def input_hw(input_size: InputSize) -> tuple[int, int]:
+    """``(height, width)`` from a side or a pair, checked against the 32x32 minimum."""
+    hw = (input_size, input_size) if isinstance(input_size, int) else (int(input_size[0]), int(input_size[1]))
+    if min(hw) < MIN_INPUT_SIZE:
+        raise ValueError(f"input size {input_size} is below the {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} minimum of EdgeNeXt")
+    return hw
+
+
+def stage_map_sizes(input_size: InputSize, num_stages: int = 4) -> list[tuple[int, int]]:
+    """Map size of each stage: the 4x4 stem and each 2x2 downsampling floor the size."""
+    h, w = input_hw(input_size)
+    h, w = h // 4, w // 4
+    sizes = [(h, w)]
+    for _ in range(num_stages - 1):
+        h, w = h // 2, w // 2
+        sizes.append((h, w))
+    return sizes
 
 
 def _is_tracing() -> bool:

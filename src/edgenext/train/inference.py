@@ -97,7 +97,8 @@ def folder_class_names(loaded: LoadedModel, root: Path) -> list[str]:
     """
     folders = sorted(d.name for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith(".")) if Path(root).is_dir() else []
     known = set(loaded.class_names)
-    if folders and all(f in known for f in folders):
+    # a missing or empty folder: the dataset raises the clear error for that
+    if not folders or all(f in known for f in folders):
         return loaded.class_names
     if loaded.extra.get("trained") or len(loaded.class_names) == IMAGENET_CLASSES:
         unknown = [f for f in folders if f not in known][:5]
