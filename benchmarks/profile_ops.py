@@ -15,8 +15,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import edgenext
-from edgenext.deploy import fuse
-from edgenext.deploy.cpu import cpu_fast_path
+from edgenext.deploy import cpu_fast_path, fuse
 
 
 def main() -> None:

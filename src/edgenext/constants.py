@@ -40,17 +40,3 @@ PAPER_MADDS_M = {
     "edgenext_x_small_bn_hs": 535.84,
     "edgenext_small_bn_hs": 1257.28,
 }
-
-#: ImageNet-1K top-1 of the released weights (paper.md), by "variant.tag".
-PAPER_TOP1 = {
-    "edgenext_xx_small.in1k": 71.23,
-    "edgenext_x_small.in1k": 74.96,
-    "edgenext_small.in1k": 79.41,
-    "edgenext_small.usi": 81.07,
-    "edgenext_base.in1k": 82.47,
-    "edgenext_base.usi": 83.68,
-    "edgenext_base.in21k_ft_in1k": 83.31,
-    "edgenext_xx_small_bn_hs.in1k": 70.33,
-    "edgenext_x_small_bn_hs.in1k": 74.87,
-    "edgenext_small_bn_hs.in1k": 78.39,
-}

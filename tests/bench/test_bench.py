@@ -5,19 +5,22 @@ import json
 
 import pytest
 
+from edgenext.bench.candidates import RUNTIME_FORMATS, runtime_available
 from edgenext.bench.report import format_table
+from edgenext.bench.run import BenchSettings
 from edgenext.bench.timing import Timing, time_interleaved
 from edgenext.cli.main import main
-from edgenext.deploy.common import is_installed
+from edgenext.deploy.formats import FORMATS
+from edgenext.optional import is_installed
 
 KEYS = {"model", "impl", "runtime", "batch", "latency_ms_median", "latency_ms_p90", "throughput_img_s",
-        "ratio_vs_timm_eager", "madds"}
+        "ratio_vs_timm_eager", "madds", "cpu", "input_size"}
 
 
 def test_bench_quick_json_has_every_row(tmp_path, capsys):
     runtimes = ["eager", "fused"] + (["onnxruntime"] if is_installed("onnxruntime") else [])
     plot = tmp_path / "plot.png"
-    rc = main(["bench", "--quick", "--input-size", "32", "--models", "edgenext_xx_small", "--peers", "mobilevit_xxs",
+    rc = main(["bench", "--quick", "--input-size", "32", "64", "--models", "edgenext_xx_small", "--peers", "mobilevit_xxs",
                "--runtimes", ",".join(runtimes), "--peer-runtimes", "eager", "--batches", "1,2", "--threads", "1",
                "--plot", str(plot), "--json", "--save-json", str(tmp_path / "rows.json")])
     assert rc == 0
@@ -31,12 +34,26 @@ def test_bench_quick_json_has_every_row(tmp_path, capsys):
     assert {(r["model"], r["impl"], r["runtime"], r["batch"]) for r in rows} == expected
     for row in rows:
         assert KEYS <= row.keys() and not row.get("error")
+        assert row["input_size"] == [32, 64] and row["cpu"]
         assert row["latency_ms_median"] > 0 and row["latency_ms_p90"] >= row["latency_ms_median"]
         assert row["throughput_img_s"] > 0 and row["ratio_vs_timm_eager"] > 0 and row["madds"] > 0
     timm_eager = [r for r in rows if r["impl"] == "timm" and r["runtime"] == "eager" and r["model"].startswith("edgenext")]
     assert all(r["ratio_vs_timm_eager"] == 1.0 for r in timm_eager)
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert "vs timm" in format_table(rows)
+
+
+def test_quick_leaves_out_torch_compile():
+    runtimes = ("eager", "compiled", "fused")
+    assert BenchSettings(runtimes=runtimes, quick=True).measured_runtimes == ("eager", "fused")
+    assert BenchSettings(runtimes=runtimes).measured_runtimes == runtimes
+
+
+def test_runtimes_outside_torch_follow_the_export_formats():
+    assert set(RUNTIME_FORMATS.values()) <= set(FORMATS)
+    for runtime, fmt in RUNTIME_FORMATS.items():
+        assert runtime_available(runtime) == is_installed(FORMATS[fmt].module)
+    assert runtime_available("eager") and runtime_available("fused")
 
 
 def test_bench_rejects_bad_settings(capsys):

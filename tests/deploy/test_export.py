@@ -1,27 +1,28 @@
 """Every installed export format round-trips within 1e-4 of eager PyTorch (xx_small and a
 bn_hs variant); missing optional packages fail with the extra to install."""
 
+import dataclasses
 import json
+import sys
 
 import pytest
 import torch
 
 from edgenext.cli.main import main
-from edgenext.deploy.common import MissingExtraError, is_installed, require
-from edgenext.deploy.export import SUFFIXES, ParityError, export_model
+from edgenext.deploy.export import ParityError, export_model
+from edgenext.deploy.formats import FORMATS
+from edgenext.optional import MissingExtraError, require
 
-# the package each format needs; TorchScript needs only torch
-NEEDS = {"onnx": "onnxruntime", "torchscript": "torch", "executorch": "executorch", "openvino": "openvino",
-         "coreml": "coremltools"}
 SIZE = 32  # the smallest input EdgeNeXt takes: exports and runtimes stay fast
+SLOW = ("executorch", "coreml")
 
 
 def _installed(fmt):
-    return pytest.mark.skipif(not is_installed(NEEDS[fmt]), reason=f"{NEEDS[fmt]} is not installed")
+    module = FORMATS[fmt].module
+    return pytest.mark.skipif(not FORMATS[fmt].installed, reason=f"{module} is not installed")
 
 
-FORMATS = [pytest.param(f, marks=[_installed(f)] + ([pytest.mark.slow] if f in ("executorch", "coreml") else []))
-           for f in NEEDS]
+FORMAT_PARAMS = [pytest.param(f, marks=[_installed(f)] + ([pytest.mark.slow] if f in SLOW else [])) for f in FORMATS]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def exported(tmp_path_factory, cached_model):
 
     def get(fmt, name):
         if (fmt, name) not in cache:
-            out = tmp_path_factory.mktemp(f"{fmt}-{name}") / f"model{SUFFIXES[fmt]}"
+            out = tmp_path_factory.mktemp(f"{fmt}-{name}") / f"model{FORMATS[fmt].suffix}"
             cache[fmt, name] = export_model(cached_model(name, 10), fmt, out, input_size=SIZE)
         return cache[fmt, name]
 
@@ -39,7 +40,7 @@ def exported(tmp_path_factory, cached_model):
 
 
 @pytest.mark.parametrize("name", ["edgenext_xx_small", "edgenext_xx_small_bn_hs"])
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMAT_PARAMS)
 def test_export_round_trip(fmt, name, exported):
     result = exported(fmt, name)
     assert result.size_bytes > 100_000
@@ -76,8 +77,8 @@ def test_parity_failure_is_loud(tmp_path, cached_model, monkeypatch):
         def __call__(self, x):
             return model(x) + 1e-3
 
-    writer, _ = export_mod._writer_and_runner("torchscript")
-    monkeypatch.setattr(export_mod, "_writer_and_runner", lambda fmt: (writer, Broken))
+    broken = dataclasses.replace(FORMATS["torchscript"], runner=Broken)
+    monkeypatch.setattr(export_mod, "export_format", lambda fmt: broken)
     with pytest.raises(ParityError, match="differs from eager"):
         export_model(model, "torchscript", tmp_path / "m.pt", input_size=SIZE)
 
@@ -85,6 +86,22 @@ def test_parity_failure_is_loud(tmp_path, cached_model, monkeypatch):
 def test_missing_package_names_the_extra(monkeypatch):
     with pytest.raises(MissingExtraError, match=r'pip install "edgenext\[executorch\]"'):
         require("surely_not_a_module_xyz", "executorch", "ExecuTorch export")
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if FORMATS[f].extra is not None])
+def test_each_format_names_its_extra_when_its_package_is_missing(fmt, tmp_path, monkeypatch):
+    spec = FORMATS[fmt]
+    monkeypatch.setitem(sys.modules, spec.module, None)  # makes `import <module>` fail
+    assert not spec.installed
+    with pytest.raises(MissingExtraError, match=rf'pip install "edgenext\[{spec.extra}\]"'):
+        spec.runner(tmp_path / f"model{spec.suffix}")
+
+
+def test_cli_lists_every_format_of_the_table(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{f.name}: {f.suffix}" in help_text for f in FORMATS.values())
 
 
 def test_bad_format_and_batch(tmp_path, cached_model):
@@ -98,14 +115,41 @@ def test_bad_format_and_batch(tmp_path, cached_model):
 def test_cli_export_prints_parity_line(tmp_path, capsys):
     out = tmp_path / "m.pt"
     rc = main(["export", "--model", "edgenext_xx_small", "--num-classes", "10", "--format", "torchscript",
-               "--output", str(out), "--input-size", str(SIZE), "--batch", "2", "--json"])
+               "--output", str(out), "--input-size", str(SIZE), str(2 * SIZE), "--batch", "2", "--json"])
     assert rc == 0 and out.exists()
     result = json.loads(capsys.readouterr().out)
     assert result["format"] == "torchscript" and result["max_abs_diff"] < 1e-4
+    traced = torch.jit.load(str(out))
+    assert traced(torch.randn(2, 3, SIZE, 2 * SIZE)).shape == (2, 10)  # HEIGHT WIDTH, in that order
 
 
+def test_cli_export_rejects_a_too_small_input_size(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", "edgenext_xx_small", "--format", "torchscript", "--output", str(tmp_path / "m.pt"),
+              "--input-size", "16"])
+    assert exit_info.value.code == 2 and "32x32 minimum" in capsys.readouterr().err
+
+
+def test_cli_export_num_classes_needs_a_model(tmp_path, capsys):
+    rc = main(["export", "--num-classes", "10", "--format", "torchscript", "--output", str(tmp_path / "m.pt")])
+    assert rc == 2 and "--model" in capsys.readouterr().err
+
+
+def test_cli_export_reads_model_and_input_size_from_a_training_checkpoint(tmp_path, tiny_config, capsys):
+    from edgenext.train import fit
+
+    cfg = tiny_config(input_size=48, digits_size=48, epochs=1, train_limit=16, val_limit=16)
+    fit(cfg)
+    best = next((tmp_path / "run").rglob("best.pth"))
+    out = tmp_path / "m.pt"
+    assert main(["export", "--weights", str(best), "--format", "torchscript", "--output", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-4
+    traced = torch.jit.load(str(out))
+    assert traced(torch.randn(1, 3, 48, 48)).shape == (1, 10)  # the run's 10 digit classes at its 48 px
+
+
+@_installed("openvino")
 def test_cli_export_reports_errors(tmp_path, capsys):
     rc = main(["export", "--model", "edgenext_xx_small", "--format", "openvino", "--output", str(tmp_path / "m.onnx"),
                "--input-size", str(SIZE)])
-    if is_installed("openvino"):
-        assert rc == 2 and ".xml" in capsys.readouterr().err
+    assert rc == 2 and ".xml" in capsys.readouterr().err

@@ -7,8 +7,7 @@ import torch
 
 import edgenext
 from edgenext.deploy import fuse
-from edgenext.deploy.cpu import cpu_fast_path, mkldnn_available
-from edgenext.deploy.fused import FusedEdgeNeXt
+from edgenext.deploy.fusion import FusedEdgeNeXt, cpu_fast_path, mkldnn_available
 
 TOL = 1e-5
 

@@ -5,11 +5,13 @@ import torch
 import torch.nn.functional as F
 
 from edgenext import EdgeNeXt
+from edgenext.data import DigitsDataset, eval_transform_factory, load_image
 from edgenext.deploy import fuse
-from edgenext.deploy.calibration import calibration_tensor, digits_split, top1
-from edgenext.deploy.common import is_installed
+from edgenext.deploy.calibration import calibration_tensor, digits_tensors, top1
+from edgenext.optional import is_installed
 
 SIZE = 32
+CROP = 1.0  # the digits recipe's evaluation crop: the whole digit
 #: stated margin: int8 may lose at most this many top-1 points on the digits validation split
 #: (360 images: one image is 0.28 points). The benchmark's full-size model loses < 1 point.
 MARGIN = 2.0
@@ -19,7 +21,8 @@ MARGIN = 2.0
 def digits_model():
     """A small EdgeNeXt trained for a few seconds on scikit-learn's digits (32x32 RGB)."""
     torch.manual_seed(0)
-    x_train, y_train, x_val, y_val = digits_split(SIZE)
+    x_train, y_train = digits_tensors("train", SIZE, crop_pct=CROP)
+    x_val, y_val = digits_tensors("val", SIZE, crop_pct=CROP)
     model = EdgeNeXt(depths=(1, 1, 2, 1), dims=(16, 32, 48, 64), heads=(2, 2, 2, 2), num_classes=10)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.05)
     model.train()
@@ -34,7 +37,7 @@ def digits_model():
     model.eval()
     accuracy = top1(model, x_val, y_val)
     assert accuracy > 80.0, f"the digits model did not train ({accuracy:.1f}%)"
-    return model, x_train[:64], x_val, y_val, accuracy
+    return model, calibration_tensor("digits", SIZE, limit=64, crop_pct=CROP), x_val, y_val, accuracy
 
 
 @pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
@@ -43,7 +46,7 @@ def test_onnxruntime_int8_keeps_accuracy(digits_model, tmp_path):
     from edgenext.deploy.quantize import quantize_onnx
 
     model, calib, x_val, y_val, fp32 = digits_model
-    fp32_path = export_onnx(fuse(model, SIZE), tmp_path / "fp32.onnx", input_size=SIZE)
+    fp32_path = export_onnx(fuse(model, SIZE), tmp_path / "fp32.onnx", input_size=(SIZE, SIZE))
     int8_path = quantize_onnx(fp32_path, tmp_path / "int8.onnx", calib)
     assert int8_path.stat().st_size < 0.6 * fp32_path.stat().st_size  # int8 weights
     int8 = top1(OrtModel(int8_path), x_val, y_val)
@@ -63,9 +66,22 @@ def test_executorch_int8_keeps_accuracy(digits_model, tmp_path):
     assert int8 >= fp32 - MARGIN, f"int8 {int8:.2f}% vs fp32 {fp32:.2f}%"
 
 
+def test_digits_calibration_is_the_training_split_preprocessed_for_evaluation():
+    """The data module's split (so a digits run's validation images are never calibrated on) and
+    its evaluation transform, image for image."""
+    calib = calibration_tensor("digits", (SIZE, 48), limit=20, crop_pct=CROP)
+    assert calib.shape == (20, 3, SIZE, 48) and calib.dtype == torch.float32
+    train = DigitsDataset("train")  # no transform: the PIL images
+    transform = eval_transform_factory(crop_pct=CROP)((SIZE, 48))
+    expected = torch.stack([transform(train.images[i]) for i in range(20)])
+    assert torch.equal(calib, expected)
+
+
 def test_calibration_from_an_image_folder(image_folder):
     x = calibration_tensor(image_folder, input_size=SIZE, limit=5)
     assert x.shape == (5, 3, SIZE, SIZE) and x.dtype == torch.float32
+    first = sorted(p for p in image_folder.rglob("*.png"))[0]
+    assert torch.equal(x[0], eval_transform_factory()((SIZE, SIZE))(load_image(first)))
     (image_folder / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         calibration_tensor(image_folder / "empty", input_size=SIZE)

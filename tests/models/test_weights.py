@@ -155,8 +155,101 @@ def test_pickle_with_code_is_refused(tmp_path):
 
 def test_foreign_checkpoint(tmp_path):
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, tmp_path / "resnet.pth")
-    with pytest.raises(CheckpointError, match="not an EdgeNeXt checkpoint.*conv1.weight"):
+    with pytest.raises(CheckpointError, match="resnet.pth: not an EdgeNeXt checkpoint.*conv1.weight"):
         edgenext.create_model(NAME, weights=tmp_path / "resnet.pth")
+
+
+def test_another_networks_state_dict_names_the_file(tmp_path):
+    import torchvision
+
+    path = tmp_path / "other.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(CheckpointError) as info:
+        edgenext.create_model(NAME, weights=str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: not an EdgeNeXt checkpoint") and "conv1.weight" in message
+
+
+def _truncated(path, model):
+    torch.save(model.state_dict(), path)
+    path.write_bytes(path.read_bytes()[:2000])
+
+
+def _wrong_variant(path, model):
+    torch.save(edgenext.create_model("edgenext_x_small").state_dict(), path)
+
+
+def _missing_key(path, model):
+    state = dict(model.state_dict())
+    del state["stem.0.weight"]
+    torch.save(state, path)
+
+
+BAD_FILES = {
+    "missing": lambda path, model: None,
+    "text": lambda path, model: path.write_text("not weights\n" * 20),
+    "truncated": _truncated,
+    "truncated_safetensors": lambda path, model: path.write_bytes(save_weights(model, path.with_suffix(".safetensors")).read_bytes()[:500]),
+    "code": lambda path, model: torch.save({"model": _Payload()}, path, pickle_module=pickle),
+    "foreign": lambda path, model: torch.save({"fc.weight": torch.zeros(2, 2)}, path),
+    "no_weights": lambda path, model: torch.save({"epoch": 1}, path),
+    "a_list": lambda path, model: torch.save([torch.zeros(1)], path),
+    "non_tensor_entries": lambda path, model: torch.save({"model": {"stem.0.weight": torch.zeros(1), "note": {"a": 1}}}, path),
+    "missing_key": _missing_key,
+    "wrong_variant": _wrong_variant,
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_every_checkpoint_error_names_its_file(case, source, tmp_path):
+    path = tmp_path / f"bad_{case}.pth"
+    BAD_FILES[case](path, source)
+    with pytest.raises(CheckpointError) as info:
+        edgenext.create_model(NAME, weights=path)
+    assert str(path) in str(info.value)
+
+
+def test_a_released_checkpoints_error_names_its_url(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "edgenext_xx_small.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save({"fc.weight": torch.zeros(2, 2)}, cached)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded although cached"))
+    with pytest.raises(CheckpointError, match=r"releases/download/v1\.0/edgenext_xx_small\.pth \(cached as .*not an EdgeNeXt"):
+        edgenext.create_model(NAME, pretrained=True)
+
+
+def test_weights_module_is_a_leaf():
+    """Weight loading must not reach back into the registry (no import circle)."""
+    import ast
+    import inspect
+
+    from edgenext.models import weights
+
+    tree = ast.parse(inspect.getsource(weights))
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level > 0}
+    assert imported == set(), f"weights.py imports {imported} from the package"
+
+
+def test_mismatch_hint_comes_from_the_guesser(source):
+    from edgenext.models.weights import load_state_dict_into
+
+    small = edgenext.create_model("edgenext_x_small")
+    with pytest.raises(CheckpointError) as plain:
+        load_state_dict_into(small, source.state_dict(), source="a.pth")
+    assert "looks like" not in str(plain.value) and str(plain.value).startswith("a.pth does not fit")
+    with pytest.raises(CheckpointError, match="(?s)a.pth does not fit.*looks like edgenext_xx_small: create that variant"):
+        load_state_dict_into(small, source.state_dict(), source="a.pth", guess_variant=edgenext.models.guess_variant)
+
+
+def test_an_already_read_checkpoint_is_not_read_again(source, tmp_path, monkeypatch):
+    from edgenext.models import read_weights
+
+    torch.save({"model": source.state_dict(), "epoch": 1}, tmp_path / "w.pth")
+    checkpoint = read_weights(tmp_path / "w.pth")
+    assert checkpoint.source == str(tmp_path / "w.pth") and checkpoint.content["epoch"] == 1
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read the file again"))
+    _same(edgenext.create_model(NAME, weights=checkpoint), source)
 
 
 def test_dict_without_weights(tmp_path):

@@ -42,10 +42,35 @@ def test_overrides_and_unknown_keys(tmp_path):
         load_config("digits", {"batch_size": 0})
     child = tmp_path / "child.yaml"
     child.write_text(f"base: {configs_dir() / 'edgenext_small.yaml'}\nepochs: 5\n")
-    merged = read_recipe(child)
-    assert merged["epochs"] == 5 and merged["drop_path"] == 0.1 and merged["base_lr"] == 6e-3
+    merged = read_recipe(child)  # child -> edgenext_small.yaml -> imagenet.yaml
+    assert merged["epochs"] == 5 and merged["drop_path"] == 0.1 and merged["workers"] == 8
+    assert load_config(str(child), {"epochs": 30}).base_lr == 6e-3  # the recipe's defaults live in TrainConfig alone
     with pytest.raises(ValueError, match="no recipe"):
         load_config("no_such_recipe")
+
+
+def test_wrong_value_types_are_named_before_anything_runs():
+    with pytest.raises(ValueError, match="'epochs': expected int, got 'ten'"):
+        load_config("digits", {"epochs": "ten"})
+    with pytest.raises(ValueError, match="'scales': expected tuple"):
+        load_config("digits", {"scales": 128})
+    with pytest.raises(ValueError, match="'lr': expected float"):
+        load_config("digits", {"lr": "fast"})
+    assert load_config("digits", {"lr": 1, "warmup_epochs": 0}).lr == 1.0  # ints widen to float
+    with pytest.raises(ValueError, match="task must be one of"):
+        load_config("digits", {"task": "classification"})
+
+
+def test_builtin_recipes_are_package_data():
+    from importlib import resources
+
+    from edgenext.train.config import builtin_recipes
+
+    names = builtin_recipes()
+    assert {"digits", "imagenet", "edgenext_small", "edgenext_small_usi"} <= set(names)
+    for name in names:  # every one resolves to a valid config (inherited bases included)
+        assert (resources.files("edgenext") / "configs" / f"{name}.yaml").is_file()
+        load_config(name)
 
 
 def test_weight_decay_spares_norms_biases_layer_scales_and_temperatures():

@@ -15,7 +15,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..deploy.common import example_input, is_installed
+from ..deploy.common import HW, example_input
+from ..deploy.formats import FORMATS, ExportFormat
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ PEER_RUNTIMES = ("eager", "onnxruntime", "executorch")
 #: what a user would pick instead of EdgeNeXt (timm implementations, random weights)
 DEFAULT_PEERS = ("mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilenetv3_large_100")
 CUDA_RUNTIMES = ("eager", "fused", "compiled")
+#: the export format (deploy/formats.py) each runtime outside PyTorch runs
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "executorch": "executorch", "executorch-int8": "executorch",
+                   "openvino": "openvino"}
 
 Call = Callable[[], object]
 
@@ -40,7 +44,7 @@ class Candidate:
 
 @dataclass
 class BenchContext:
-    input_size: int
+    input_size: HW  # (height, width)
     threads: int
     device: str
     dtype: torch.dtype
@@ -64,54 +68,43 @@ def _runtime_call(runner: Callable[[torch.Tensor], torch.Tensor], ctx: BenchCont
     return lambda: runner(x)
 
 
-def _ort(module: nn.Module, name: str, ctx: BenchContext) -> Callable[[int], Call]:
-    from ..deploy.onnx import OrtModel, export_onnx
+def _exported(module: nn.Module, fmt: ExportFormat, name: str, ctx: BenchContext) -> Callable[[int], Call]:
+    """Export ``module`` in ``fmt`` and run the file in its runtime: once with a dynamic batch,
+    or once per batch size for the formats that build static (mobile) programs."""
+    if fmt.static_batch:
+        def build(batch: int) -> Call:
+            output = ctx.workdir / f"{name}-b{batch}{fmt.suffix}"
+            path = fmt.writer(module, output, input_size=ctx.input_size, batch=batch)
+            return _runtime_call(fmt.runner(path, threads=ctx.threads), ctx, batch)
 
-    path = export_onnx(module, ctx.workdir / f"{name}.onnx", input_size=ctx.input_size)
-    runner = OrtModel(path, threads=ctx.threads)
-    return lambda batch: _runtime_call(runner, ctx, batch)
+        return build
+
+    def export() -> Callable[[int], Call]:
+        path = fmt.writer(module, ctx.workdir / f"{name}{fmt.suffix}", input_size=ctx.input_size, batch=None)
+        runner = fmt.runner(path, threads=ctx.threads)
+        return lambda batch: _runtime_call(runner, ctx, batch)
+
+    return _lazy(export)
 
 
-def _set_executorch_threads(threads: int) -> None:
-    try:
-        from executorch.extension.pybindings import portable_lib
-
-        portable_lib._unsafe_reset_threadpool(threads)
-    except (ImportError, AttributeError):  # older/newer runtimes: keep their default pool
-        log.debug("could not set ExecuTorch's thread count")
-
-
-def _executorch(module: nn.Module, name: str, ctx: BenchContext, int8: bool) -> Callable[[int], Call]:
-    from ..deploy.executorch import ExecuTorchModel, export_executorch
+def _executorch_int8(module: nn.Module, name: str, ctx: BenchContext) -> Callable[[int], Optional[Call]]:
     from ..deploy.quantize import quantize_executorch
 
-    _set_executorch_threads(ctx.threads)
+    fmt = FORMATS["executorch"]
 
-    def build(batch: int) -> Call:
-        path = ctx.workdir / f"{name}{'-int8' if int8 else ''}-b{batch}.pte"
-        if int8:
-            if batch != 1:
-                return None  # the PT2E-quantised program is exported at batch 1
-            quantize_executorch(module, path, ctx.calibration, input_size=ctx.input_size)
-        else:
-            export_executorch(module, path, input_size=ctx.input_size, batch=batch)
-        return _runtime_call(ExecuTorchModel(path), ctx, batch)
+    def build(batch: int) -> Optional[Call]:
+        if batch != 1:
+            return None  # the PT2E-quantised program is exported at batch 1
+        path = quantize_executorch(module, ctx.workdir / f"{name}-int8{fmt.suffix}", ctx.calibration,
+                                   input_size=ctx.input_size)
+        return _runtime_call(fmt.runner(path, threads=ctx.threads), ctx, batch)
 
     return build
 
 
-def _openvino(module: nn.Module, name: str, ctx: BenchContext) -> Callable[[int], Call]:
-    from ..deploy.openvino import OpenVinoModel, export_openvino
-
-    path = export_openvino(module, ctx.workdir / f"{name}.xml", input_size=ctx.input_size)
-    runner = OpenVinoModel(path, threads=ctx.threads)
-    return lambda batch: _runtime_call(runner, ctx, batch)
-
-
 def runtime_available(runtime: str) -> bool:
-    needs = {"onnxruntime": "onnxruntime", "executorch": "executorch", "executorch-int8": "executorch",
-             "openvino": "openvino"}
-    return runtime not in needs or is_installed(needs[runtime])
+    """Torch runtimes always; the others when their export format's package is installed."""
+    return runtime not in RUNTIME_FORMATS or FORMATS[RUNTIME_FORMATS[runtime]].installed
 
 
 def _lazy(factory: Callable[[], Callable[[int], Call]]) -> Callable[[int], Call]:
@@ -127,11 +120,11 @@ def _lazy(factory: Callable[[], Callable[[int], Call]]) -> Callable[[int], Call]
 
 
 def our_candidate(model_name: str, runtime: str, ctx: BenchContext) -> Candidate:
-    from ..deploy import fuse
-    from ..deploy.cpu import cpu_fast_path
+    from ..deploy import cpu_fast_path, fuse
     from ..models import create_model
 
     model = create_model(model_name).eval()
+    name = f"ours-{model_name}"
     if runtime == "eager":
         build = lambda b: _torch_call(model, ctx, b)  # noqa: E731
     elif runtime == "fused":
@@ -141,13 +134,10 @@ def our_candidate(model_name: str, runtime: str, ctx: BenchContext) -> Candidate
     elif runtime == "compiled":
         compiled = _compile(fuse(model, ctx.input_size).to(ctx.device, ctx.dtype))
         build = lambda b: _torch_call(compiled, ctx, b)  # noqa: E731
-    elif runtime == "onnxruntime":
-        build = _lazy(lambda: _ort(fuse(model, ctx.input_size), f"ours-{model_name}", ctx))
-    elif runtime in ("executorch", "executorch-int8"):
-        fused = fuse(model, ctx.input_size)
-        build = _executorch(fused, f"ours-{model_name}", ctx, int8=runtime == "executorch-int8")
-    elif runtime == "openvino":
-        build = _lazy(lambda: _openvino(fuse(model, ctx.input_size), f"ours-{model_name}", ctx))
+    elif runtime == "executorch-int8":
+        build = _executorch_int8(fuse(model, ctx.input_size), name, ctx)
+    elif runtime in RUNTIME_FORMATS:
+        build = _exported(fuse(model, ctx.input_size), FORMATS[RUNTIME_FORMATS[runtime]], name, ctx)
     else:
         raise ValueError(f"unknown runtime {runtime!r}: choose from {', '.join(OUR_RUNTIMES)}")
     return Candidate(model_name, "ours", runtime, model, build)
@@ -156,15 +146,13 @@ def our_candidate(model_name: str, runtime: str, ctx: BenchContext) -> Candidate
 def peer_candidate(timm_name: str, runtime: str, ctx: BenchContext) -> Candidate:
     import timm
 
+    if runtime not in PEER_RUNTIMES:
+        raise ValueError(f"peers run in {', '.join(PEER_RUNTIMES)}, not {runtime!r}")
     model = timm.create_model(timm_name, pretrained=False).eval()  # random weights: never downloads
     if runtime == "eager":
         build = lambda b: _torch_call(model, ctx, b)  # noqa: E731
-    elif runtime == "onnxruntime":
-        build = _lazy(lambda: _ort(model, f"timm-{timm_name}", ctx))
-    elif runtime == "executorch":
-        build = _executorch(model, f"timm-{timm_name}", ctx, int8=False)
     else:
-        raise ValueError(f"peers run in {', '.join(PEER_RUNTIMES)}, not {runtime!r}")
+        build = _exported(model, FORMATS[RUNTIME_FORMATS[runtime]], f"timm-{timm_name}", ctx)
     return Candidate(timm_name, "timm", runtime, model, build)
 
 

@@ -8,19 +8,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..constants import PAPER_MADDS_M, PAPER_PARAMS
+from ..constants import DEFAULT_PRETRAINED_CFG, PAPER_MADDS_M, PAPER_PARAMS
+from ..models.edgenext import InputSize, input_hw
 
-from ..models.edgenext import InputSize
-from ..models.edgenext import input_hw as _hw
+#: the input (height, width) and classifier size the paper's figures are counted at
+PAPER_INPUT = tuple(DEFAULT_PRETRAINED_CFG["input_size"][1:])
+PAPER_CLASSES = DEFAULT_PRETRAINED_CFG["num_classes"]
 
 
 def count_madds(model: nn.Module, input_size: InputSize = 256, in_chans: int = 3, *, paper_convention: bool = True) -> int:
-    """fvcore's multiply-add count (one multiply-add = 1) for one image of ``input_size``.
+    """fvcore's multiply-add count (one multiply-add = 1) for one image of ``input_size`` (a
+    side or ``(height, width)``).
 
     ``paper_convention``: leave out the channels-first LayerNorms (stem, downsampling). The
     reference implementation computes those from elementary ops that fvcore does not count,
     so the paper's figures exclude them; with it, our counts equal the paper's.
     """
+    return _count_madds(model, input_hw(input_size), in_chans, paper_convention)
+
+
+def _count_madds(model: nn.Module, size: tuple[int, int], in_chans: int, paper_convention: bool) -> int:
     import warnings
 
     from ..models.layers import LayerNorm2d
@@ -29,9 +36,8 @@ def count_madds(model: nn.Module, input_size: InputSize = 256, in_chans: int = 3
         warnings.simplefilter("ignore")  # fvcore's import trips torch.jit deprecation warnings
         from fvcore.nn import FlopCountAnalysis
 
-    height, width = _hw(input_size)
     param = next(model.parameters())
-    x = torch.zeros(1, in_chans, height, width, dtype=param.dtype, device=param.device)
+    x = torch.zeros(1, in_chans, *size, dtype=param.dtype, device=param.device)
     was_training = model.training
     model.eval()
     # fvcore logs every op it does not count (GELU, softmax, ...): not errors, keep them quiet
@@ -55,22 +61,26 @@ def count_madds(model: nn.Module, input_size: InputSize = 256, in_chans: int = 3
 
 def profile(model: nn.Module, input_size: InputSize = 256) -> dict[str, Any]:
     """Parameters and fvcore MAdds of ``model`` at ``input_size`` (an int or (height, width))."""
-    height, width = _hw(input_size)
+    return _profile(model, input_hw(input_size))
+
+
+def _profile(model: nn.Module, size: tuple[int, int]) -> dict[str, Any]:
     return {
         "params": sum(p.numel() for p in model.parameters()),
-        "madds": count_madds(model, (height, width), getattr(model, "in_chans", 3)),
-        "input_size": [height, width],
+        "madds": _count_madds(model, size, getattr(model, "in_chans", 3), True),
+        "input_size": list(size),
     }
 
 
-def profile_variant(name: str, input_size: InputSize = 256, num_classes: int = 1000) -> dict[str, Any]:
+def profile_variant(name: str, input_size: InputSize = 256, num_classes: int = PAPER_CLASSES) -> dict[str, Any]:
     """``profile`` of a registered variant, beside the paper's figures where it has them."""
     from ..models import create_model
 
+    size = input_hw(input_size)
     model = create_model(name, num_classes=num_classes)
-    row: dict[str, Any] = {"model": name, **profile(model, input_size)}
-    paper_params = PAPER_PARAMS.get(name) if num_classes == 1000 else None
-    paper_madds = PAPER_MADDS_M.get(name) if _hw(input_size) == (256, 256) and num_classes == 1000 else None
+    row: dict[str, Any] = {"model": name, **_profile(model, size)}
+    paper_params = PAPER_PARAMS.get(name) if num_classes == PAPER_CLASSES else None
+    paper_madds = PAPER_MADDS_M.get(name) if size == PAPER_INPUT and num_classes == PAPER_CLASSES else None
     row["paper_params"] = paper_params
     row["paper_madds"] = int(round(paper_madds * 1e6)) if paper_madds is not None else None
     row["params_match"] = paper_params == row["params"] if paper_params is not None else None

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from ..deploy.common import require
+from ..optional import require
 
 
 def _fmt(value: Any, spec: str) -> str:
     return format(value, spec) if value is not None else "-"
+
+
+def _size(row: dict[str, Any]) -> str:
+    return "x".join(str(side) for side in row["input_size"])
+
+
+def format_header(info: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    """One line naming the machine (``machine_info``) and the settings every row shares."""
+    line = (f"machine: {info['cpu']} ({info['cores']} cores), {info['threads']} threads, torch {info['torch']}, "
+            f"{info['device']}")
+    if info.get("gpu"):
+        line += f" ({info['gpu']})"
+    if rows:
+        line += f" {rows[0]['dtype']}, {_size(rows[0])} px"
+    return line
+
+
+def write_rows(rows: Sequence[dict[str, Any]], path: Union[str, Path]) -> Path:
+    """The rows as a JSON list at ``path`` (what ``--json`` prints)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(rows_json(rows) + "\n")
+    return path
+
+
+def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2)
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -53,7 +81,7 @@ def plot_latency_vs_madds(rows: Sequence[dict[str, Any]], output: Union[str, Pat
     ax.set_xlabel("MAdds (M, fvcore)")
     ax.set_ylabel(f"median latency, batch {batch} (ms)")
     ax.set_yscale("log")
-    ax.set_title(f"latency vs MAdds at {first['input_size']}px, {first['threads']} threads, {first['device']} {first['dtype']}")
+    ax.set_title(f"latency vs MAdds at {_size(first)} px, {first['threads']} threads, {first['device']} {first['dtype']}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from ..models.edgenext import InputSize, input_hw
 from .candidates import (
     CUDA_RUNTIMES,
     DEFAULT_PEERS,
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 TIMM_EDGENEXT = ("edgenext_xx_small", "edgenext_x_small", "edgenext_small", "edgenext_base")
 
 
+#: runtimes a quick run leaves out: torch.compile takes minutes before the first call
+SLOW_TO_START = ("compiled",)
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     models: tuple[str, ...] = ("edgenext_xx_small",)
@@ -37,11 +42,16 @@ class BenchSettings:
     runtimes: tuple[str, ...] = OUR_RUNTIMES
     peer_runtimes: tuple[str, ...] = ("eager", "onnxruntime")
     batches: tuple[int, ...] = (1, 32)
-    input_size: int = 256
+    input_size: InputSize = 256  # a side or (height, width)
     threads: int = 2
     device: str = "cpu"
     fp16: bool = False
-    quick: bool = False
+    quick: bool = False  # few timed rounds and none of SLOW_TO_START
+
+    @property
+    def measured_runtimes(self) -> tuple[str, ...]:
+        """Our runtimes this run measures: ``runtimes`` less the slow-to-start ones when quick."""
+        return tuple(r for r in self.runtimes if not (self.quick and r in SLOW_TO_START))
 
     def runs(self, batch: int) -> tuple[int, int]:
         """(warm-up rounds, timed rounds): >= 50 timed batch-1 runs unless quick."""
@@ -78,7 +88,7 @@ def _candidates(s: BenchSettings, ctx: BenchContext) -> list[Candidate]:
     on_cuda = s.device.startswith("cuda")
     out: list[Candidate] = []
     for name in s.models:
-        for runtime in s.runtimes:
+        for runtime in s.measured_runtimes:
             if on_cuda and runtime not in CUDA_RUNTIMES:
                 continue
             if runtime_available(runtime):
@@ -87,7 +97,7 @@ def _candidates(s: BenchSettings, ctx: BenchContext) -> list[Candidate]:
                 log.info("skipping ours/%s: the runtime is not installed", runtime)
         if name in TIMM_EDGENEXT:  # timm has no _bn_hs variants
             # timm's EdgeNeXt is the direct rival: it runs in every runtime ours runs in that it can
-            same = tuple(r for r in PEER_RUNTIMES if r == "eager" or r in s.runtimes or r in s.peer_runtimes)
+            same = tuple(r for r in PEER_RUNTIMES if r == "eager" or r in s.measured_runtimes or r in s.peer_runtimes)
             out += _peer(name, s, ctx, on_cuda, same)
     for peer in s.peers:
         out += _peer(peer, s, ctx, on_cuda)
@@ -113,11 +123,13 @@ def _reference(row: dict, rows: list[dict], first_model: str) -> Optional[dict]:
 
 
 def run_bench(settings: BenchSettings, workdir: Optional[Path] = None) -> list[dict[str, Any]]:
-    """Measure every candidate at every batch size; rows carry medians, p90, throughput, MAdds
-    and the speed ratio against timm's eager EdgeNeXt of the same size (>1: faster)."""
+    """Measure every candidate at every batch size; rows carry medians, p90, throughput, MAdds,
+    the machine's CPU and the speed ratio against timm's eager EdgeNeXt of the same size (>1: faster)."""
     s = settings
-    if s.threads < 1 or s.input_size < 32 or not s.batches or min(s.batches) < 1:
-        raise ValueError("threads >= 1, input size >= 32 and positive batch sizes are required")
+    size = input_hw(s.input_size)
+    if s.threads < 1 or not s.batches or min(s.batches) < 1:
+        raise ValueError(f"threads >= 1 and positive batch sizes are required, got threads={s.threads}, "
+                         f"batches={tuple(s.batches)}")
     if s.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked, but torch sees no CUDA device")
     unknown = set(s.runtimes) - set(OUR_RUNTIMES)
@@ -128,17 +140,19 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None) -> list[d
     if s.fp16 and not s.device.startswith("cuda"):
         raise ValueError("fp16 is measured on CUDA only (--device cuda)")
     with tempfile.TemporaryDirectory(prefix="edgenext-bench-") as tmp:
-        ctx = BenchContext(s.input_size, s.threads, s.device, dtype, Path(workdir or tmp))
+        ctx = BenchContext(size, s.threads, s.device, dtype, Path(workdir or tmp))
         ctx.workdir.mkdir(parents=True, exist_ok=True)
-        if "executorch-int8" in s.runtimes:
+        if "executorch-int8" in s.measured_runtimes:
             from ..deploy.calibration import calibration_tensor
 
-            ctx.calibration = calibration_tensor("digits", s.input_size, limit=16)  # speed only: few images
+            ctx.calibration = calibration_tensor("digits", size, limit=16)  # speed only: few images
         candidates = _candidates(s, ctx)
-        madds = {(c.impl, c.model): count_madds(c.module, s.input_size) for c in candidates}
+        madds = {(c.impl, c.model): count_madds(c.module, size) for c in candidates}
+        common = {"input_size": list(size), "threads": s.threads, "device": s.device,
+                  "dtype": "fp16" if s.fp16 else "fp32", "cpu": _cpu_name()}
         rows = []
         for batch in s.batches:
-            rows += _measure_batch(candidates, batch, s, madds)
+            rows += _measure_batch(candidates, batch, s, madds, common)
     first = s.models[0] if s.models else None
     for row in rows:
         ref = _reference(row, rows, first)
@@ -147,12 +161,12 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None) -> list[d
     return rows
 
 
-def _measure_batch(candidates: list[Candidate], batch: int, s: BenchSettings, madds: dict) -> list[dict]:
+def _measure_batch(candidates: list[Candidate], batch: int, s: BenchSettings, madds: dict, common: dict) -> list[dict]:
     calls, live, rows = [], [], []
     for c in candidates:
-        row = {"model": c.model, "impl": c.impl, "runtime": c.runtime, "batch": batch, "input_size": s.input_size,
-               "threads": s.threads, "device": s.device, "dtype": "fp16" if s.fp16 else "fp32",
-               "madds": madds[c.impl, c.model], "latency_ms_median": None, "latency_ms_p90": None, "throughput_img_s": None}
+        row = {"model": c.model, "impl": c.impl, "runtime": c.runtime, "batch": batch, **common,
+               "madds": madds[c.impl, c.model],
+               "latency_ms_median": None, "latency_ms_p90": None, "throughput_img_s": None}
         try:
             call = c.build(batch)
         except Exception as err:  # one runtime failing to export must not sink the whole table

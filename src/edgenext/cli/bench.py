@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..bench.candidates import DEFAULT_PEERS, OUR_RUNTIMES, PEER_RUNTIMES
-from ..bench.report import format_table, plot_latency_vs_madds
+from ..bench.report import format_header, format_table, plot_latency_vs_madds, rows_json, write_rows
 from ..bench.run import BenchSettings, machine_info, run_bench
+from .options import add_input_size
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batches", type=lambda v: tuple(int(b) for b in v.split(",")), default=(1, 32),
                    help="batch sizes (default 1,32)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for every runtime (default 2)")
-    p.add_argument("--input-size", type=int, default=256, help="input side in pixels (default 256)")
+    add_input_size(p, default=256)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda (torch runtimes only)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--quick", action="store_true", help="a short run: few timed runs, no torch.compile")
@@ -42,26 +42,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    runtimes = args.runtimes
-    if args.quick and "compiled" in runtimes:
-        runtimes = tuple(r for r in runtimes if r != "compiled")  # minutes of compilation: not quick
-    settings = BenchSettings(models=args.models, peers=args.peers, runtimes=runtimes, peer_runtimes=args.peer_runtimes,
-                             batches=args.batches, input_size=args.input_size, threads=args.threads,
-                             device=args.device, fp16=args.fp16, quick=args.quick)
+    settings = BenchSettings(models=args.models, peers=args.peers, runtimes=args.runtimes,
+                             peer_runtimes=args.peer_runtimes, batches=args.batches, input_size=args.input_size,
+                             threads=args.threads, device=args.device, fp16=args.fp16, quick=args.quick)
     rows = run_bench(settings)
-    info = machine_info(settings)
-    for row in rows:
-        row["cpu"] = info["cpu"]
     plot = plot_latency_vs_madds(rows, args.plot, batch=min(settings.batches))
-    text = json.dumps(rows, indent=2)
     if args.save_json is not None:
-        args.save_json.parent.mkdir(parents=True, exist_ok=True)
-        args.save_json.write_text(text + "\n")
+        write_rows(rows, args.save_json)
     if args.json:
-        print(text)
+        print(rows_json(rows))
         return 0
-    print(f"machine: {info['cpu']} ({info['cores']} cores), {info['threads']} threads, torch {info['torch']}, "
-          f"{args.device}{' fp16' if args.fp16 else ''}, {args.input_size}px")
+    print(format_header(machine_info(settings), rows))
     print(format_table(rows))
     print(f"plot: {plot}" + (f"\njson: {args.save_json}" if args.save_json else ""))
     return 0

@@ -6,17 +6,14 @@ import argparse
 import json
 
 from ..train.distributed import resolve_device
-from ..train.inference import evaluate_folder, load_model
+from ..train.inference import eval_side, evaluate_folder, load_model
+from .options import add_device, add_input_size, add_model_args
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """Model selection and input overrides shared by ``eval`` and ``predict``."""
-    p.add_argument("--model", help="variant (optional for checkpoints of edgenext train, which name theirs)")
-    p.add_argument("--weights", help="checkpoint: ours (runs/.../best.pth), official, timm or .safetensors")
-    p.add_argument("--pretrained", action="store_true", help="the variant's released ImageNet weights (download)")
-    p.add_argument("--input-size", type=int, help="override the model's evaluation input size")
+def add_preprocessing_args(p: argparse.ArgumentParser) -> None:
+    """Overrides of the evaluation preprocessing the model (or its checkpoint) records; shared with ``predict``."""
+    add_input_size(p, help="override the model's evaluation input side N (center crops are square)")
     p.add_argument("--crop-pct", type=float, help="override the model's center-crop fraction")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", help="image folder with one sub-folder per class")
     add_model_args(p)
+    add_preprocessing_args(p)
+    add_device(p)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -37,9 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    input_size = eval_side(args.input_size) if args.input_size is not None else None  # before any download
     loaded = load_model(args.model, args.weights, pretrained=args.pretrained, device=device)
     metrics = evaluate_folder(loaded, args.data, batch_size=args.batch_size, workers=args.workers,
-                              input_size=args.input_size, crop_pct=args.crop_pct, device=device)
+                              input_size=input_size, crop_pct=args.crop_pct, device=device)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0

@@ -30,10 +30,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(verbose: bool = False) -> None:
+    """Our messages on stderr as ``edgenext: ...``; other libraries' loggers (matplotlib's font-cache
+    notice, ...) are left alone instead of being printed under our prefix by a root handler."""
+    package = logging.getLogger("edgenext")
+    if not any(getattr(h, "_edgenext", False) for h in package.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("edgenext: %(message)s"))
+        handler._edgenext = True  # type: ignore[attr-defined]
+        package.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="edgenext: %(message)s")
+    configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except (ValueError, RuntimeError, OSError) as err:

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from ..bench.profile import profile_variant
 from ..models import list_models
+from .options import add_input_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "of one or all variants, and compare them with the paper's published figures.",
     )
     p.add_argument("--model", default="all", help="variant name, or 'all' (default)")
-    p.add_argument("--input-size", type=int, nargs="+", default=[256], metavar="N",
-                   help="input side N, or HEIGHT WIDTH (default 256; the paper's figures are at 256)")
+    add_input_size(p, default=256, help="input side N, or HEIGHT WIDTH; the paper's figures are at 256")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default 1000)")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
     p.set_defaults(func=run)
@@ -32,10 +32,7 @@ def _fmt_m(value: int | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     names = list_models() if args.model == "all" else [args.model]
-    if len(args.input_size) not in (1, 2) or min(args.input_size) < 32:
-        raise ValueError(f"--input-size {args.input_size}: give one side or HEIGHT WIDTH, each at least 32")
-    size = tuple(args.input_size) if len(args.input_size) == 2 else args.input_size[0]
-    rows = [profile_variant(n, size, args.num_classes) for n in tqdm(names, desc="profiling", leave=False, disable=len(names) < 2)]
+    rows = [profile_variant(n, args.input_size, args.num_classes) for n in tqdm(names, desc="profiling", leave=False, disable=len(names) < 2)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -3,31 +3,42 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import yaml
 
-from ..train import fit, load_config
+from ..tasks import train
+from ..train import load_config
+from ..train.config import builtin_recipes
+from .options import TASKS, add_input_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train or fine-tune (default: EdgeNeXt-XXS on the built-in digits set)",
-        description="Train an EdgeNeXt from a recipe in configs/ (default: digits.yaml for the built-in digits set, "
-        "else the variant's ImageNet recipe) with command-line overrides. Multi-process: "
-        "torchrun --nproc_per_node=N -m edgenext train ...",
+        description="Train an EdgeNeXt classifier, SSDLite detector or DeepLabv3 segmenter from a built-in recipe "
+        f"({', '.join(builtin_recipes())}) or a YAML file, with command-line overrides. Without --config: the "
+        "task's digits demo when --data is the built-in digits set, else the variant's ImageNet recipe (classify), "
+        "ssdlite_coco (detect) or deeplabv3_voc (segment). --print-config shows the resolved recipe, to copy and "
+        "edit. Multi-process: torchrun --nproc_per_node=N -m edgenext train ...",
     )
-    p.add_argument("--config", help="recipe: a YAML file or a name in configs/ (digits, edgenext_small, ...)")
-    p.add_argument("--model", help="variant to train, e.g. edgenext_small")
-    p.add_argument("--data", help="'digits' (built-in) or a folder holding train/<class>/* and val/<class>/*")
-    p.add_argument("--train-dir", help="training image folder (instead of DATA/train)")
-    p.add_argument("--val-dir", help="validation image folder (instead of DATA/val)")
+    p.add_argument("--config", help="recipe: a YAML file or a built-in name (digits, edgenext_small, ...)")
+    p.add_argument("--task", choices=TASKS, help="classify (default), detect or segment; a recipe may set it")
+    p.add_argument("--model", help="variant to train (the backbone for detect / segment), e.g. edgenext_small")
+    p.add_argument("--data", help="'digits' (built-in) or a folder: train/<class>/* and val/<class>/* (classify), "
+                   "the COCO 2017 layout (detect) or the VOC layout (segment)")
+    p.add_argument("--train-dir", "--train-images", dest="train_dir", help="training image folder (instead of DATA/train)")
+    p.add_argument("--val-dir", "--val-images", dest="val_dir", help="validation image folder (instead of DATA/val)")
+    p.add_argument("--train-ann", help="detect: COCO JSON annotations of --train-images")
+    p.add_argument("--val-ann", help="detect: COCO JSON annotations of --val-images")
+    p.add_argument("--train-masks", help="segment: class-index PNG masks paired with --train-images by file stem")
+    p.add_argument("--val-masks", help="segment: class-index PNG masks paired with --val-images")
+    p.add_argument("--num-classes", type=int, help="detect / segment: number of classes (default: from the data)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="per process, at the base input size")
     p.add_argument("--lr", type=float, help="absolute lr (default: base_lr scaled by the global batch)")
-    p.add_argument("--input-size", type=int)
+    add_input_size(p, help="square training input side (default: the recipe's)")
     p.add_argument("--workers", type=int, help="data-loading processes per training process")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1")
     p.add_argument("--seed", type=int)
@@ -45,8 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-_FLAGS = ("model", "data", "train_dir", "val_dir", "epochs", "batch_size", "lr", "input_size", "workers", "device",
-          "seed", "output", "resume", "finetune", "teacher", "amp", "progress")
+_FLAGS = ("task", "model", "data", "train_dir", "val_dir", "train_ann", "val_ann", "train_masks", "val_masks", "num_classes",
+          "epochs", "batch_size", "lr", "workers", "device", "seed", "output", "resume", "finetune", "teacher", "amp",
+          "progress")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -57,6 +69,11 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE")
         out[key.strip()] = yaml.safe_load(value)
     out.update({k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None})
+    if args.input_size is not None:
+        height, width = args.input_size
+        if height != width:
+            raise ValueError(f"--input-size {height} {width}: training uses square inputs; give one side")
+        out["input_size"] = height
     return out
 
 
@@ -65,10 +82,5 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    result = fit(cfg)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0  # under torchrun, rank 0 reports
-    if result.best_checkpoint is not None:
-        print(f"best checkpoint: {result.best_checkpoint} (val top-1 {result.best_top1:.2f}%, epoch {result.best_epoch + 1})")
-    print(f"curves: {result.output_dir / 'curves.png'}  log: {result.output_dir / 'log.jsonl'}")
+    train(cfg)  # logs where the checkpoints, curves and log went
     return 0

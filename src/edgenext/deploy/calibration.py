@@ -1,83 +1,86 @@
 """Calibration data for post-training quantisation: a folder of images, or the digits set.
 
-The digits set (scikit-learn's 1,797 8x8 handwritten digits, shipped with the package's
-dependencies) is upsampled to RGB at the model's input size; its fixed train/val split is the
-one the int8 accuracy checks use.
+Both go through the data module, so calibration images are preprocessed exactly as an
+evaluation would preprocess them (``edgenext.data.eval_transform_factory``), and the digits
+come from ``DigitsDataset``'s training split: a model trained with ``edgenext train`` on the
+digits is never calibrated on one of its validation images.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ..constants import DEFAULT_PRETRAINED_CFG
-from .common import InputSize, hw
+from ..constants import DEFAULT_PRETRAINED_CFG, IMAGENET_MEAN, IMAGENET_STD
+from ..data import DigitsDataset, eval_transform_factory, load_image
+from ..models.edgenext import InputSize, input_hw
+from .common import HW
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-DIGITS_VAL_FRACTION = 0.2
+DEFAULT_CROP_PCT = DEFAULT_PRETRAINED_CFG["crop_pct"]
 
 
-def digits_split(input_size: InputSize = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x_train, y_train, x_val, y_val)``: digits as normalised ``(N, 3, H, W)`` float tensors.
+def _transform(size: HW, crop_pct: float, interpolation: str, mean: Sequence[float], std: Sequence[float]) -> Callable:
+    return eval_transform_factory(crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std)(size)
 
-    Pixel values 0..16 become 0..1, are bilinearly upsampled, repeated over RGB and normalised
-    with the ImageNet mean/std, like any image the model would see. The split is stratified-free
-    but seeded, so every call returns the same images.
-    """
-    from sklearn.datasets import load_digits
 
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0  # (N, 1, 8, 8)
-    x = F.interpolate(x, size=hw(input_size), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
-    mean = torch.tensor(DEFAULT_PRETRAINED_CFG["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(DEFAULT_PRETRAINED_CFG["std"]).view(1, 3, 1, 1)
-    x = (x - mean) / std
-    y = torch.tensor(digits.target, dtype=torch.long)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    n_val = int(len(y) * DIGITS_VAL_FRACTION)
-    val, train = order[:n_val], order[n_val:]
-    return x[train], y[train], x[val], y[val]
+def digits_tensors(
+    split: str = "train",
+    input_size: InputSize = 64,
+    *,
+    limit: Optional[int] = None,
+    crop_pct: float = DEFAULT_CROP_PCT,
+    interpolation: str = "bicubic",
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` of ``DigitsDataset(split)`` (its default size and fixed split), each
+    image through the evaluation transform at ``input_size``: ``(N, 3, H, W)`` floats and ``(N,)``."""
+    return _digits(split, limit, _transform(input_hw(input_size), crop_pct, interpolation, mean, std))
+
+
+def _digits(split: str, limit: Optional[int], transform: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    # NOTE: the dataset asks its factory for its storage size (64); the model's input size is what counts here.
+    dataset = DigitsDataset(split, lambda _storage_size: transform)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    pairs = [dataset[i] for i in range(count)]
+    return torch.stack([x for x, _ in pairs]), torch.tensor([y for _, y in pairs], dtype=torch.long)
 
 
 def image_files(folder: Union[str, Path]) -> list[Path]:
+    """The images under ``folder`` (recursively, sorted)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"calibration folder {folder} does not exist or is not a directory")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS)
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {folder}")
+        raise ValueError(f"no images ({', '.join(IMG_EXTENSIONS)}) found under {folder}")
     return files
 
 
-def folder_images(folder: Union[str, Path], input_size: InputSize = 256, limit: int = 128) -> torch.Tensor:
-    """Up to ``limit`` images of ``folder`` (recursively), preprocessed as for evaluation."""
-    from PIL import Image
-    from torchvision.transforms import v2 as T
+def calibration_tensor(
+    source: Union[str, Path],
+    input_size: InputSize = 256,
+    limit: int = 128,
+    *,
+    crop_pct: float = DEFAULT_CROP_PCT,
+    interpolation: str = "bicubic",
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Up to ``limit`` calibration images, ``(N, 3, H, W)``: ``'digits'`` (the training split) or
+    an image folder (searched recursively).
 
-    height, width = hw(input_size)
-    crop_pct = DEFAULT_PRETRAINED_CFG.get("crop_pct", 0.875)
-    transform = T.Compose([
-        T.Resize(int(round(min(height, width) / crop_pct)), interpolation=T.InterpolationMode.BICUBIC, antialias=True),
-        T.CenterCrop((height, width)),
-        T.ToImage(),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(DEFAULT_PRETRAINED_CFG["mean"], DEFAULT_PRETRAINED_CFG["std"]),
-    ])
-    images = []
-    for path in image_files(folder)[:limit]:
-        with Image.open(path) as img:
-            images.append(transform(img.convert("RGB")))
-    return torch.stack(images)
-
-
-def calibration_tensor(source: Union[str, Path], input_size: InputSize = 256, limit: int = 128) -> torch.Tensor:
-    """Calibration images from ``source``: ``'digits'`` (the training split) or an image folder."""
+    ``input_size`` is a side or ``(height, width)``; pass the model's evaluation settings
+    (crop_pct, interpolation, mean, std) so calibration sees what evaluation sees.
+    """
+    size = input_hw(input_size)
+    transform = _transform(size, crop_pct, interpolation, mean, std)
     if str(source) == "digits":
-        return digits_split(input_size)[0][:limit]
-    return folder_images(source, input_size, limit)
+        return _digits("train", limit, transform)[0]
+    return torch.stack([transform(load_image(path)) for path in image_files(source)[:limit]])
 
 
 def batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
@@ -85,14 +88,12 @@ def batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         yield x[i : i + batch_size]
 
 
-def top1(predict: "callable", x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> float:
+def top1(
+    predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int = 64
+) -> float:
     """Top-1 accuracy in percent of ``predict`` (tensor -> logits) over ``(x, y)``."""
     correct = 0
     with torch.no_grad():
         for xb, yb in zip(batches(x, batch_size), batches(y, batch_size)):
             correct += int((predict(xb).argmax(-1) == yb).sum())
     return 100.0 * correct / len(y)
-
-
-def as_sequence(x: torch.Tensor) -> Sequence[torch.Tensor]:
-    return [x[i : i + 1] for i in range(len(x))]

@@ -14,15 +14,17 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .common import InputSize, example_input, require
+from ..optional import require
+from .common import HW, example_input
 
 EXTRA = "coreml"
 
 
 def export_coreml(
-    model: nn.Module, output: Union[str, Path], *, input_size: InputSize = 256, batch: Optional[int] = 1
+    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = 1
 ) -> Path:
-    """Convert ``model`` to a Core ML ML program at ``output`` (a ``.mlpackage`` directory)."""
+    """Convert ``model`` at ``input_size`` (height, width) to a Core ML ML program at ``output``
+    (a ``.mlpackage`` directory)."""
     ct = require("coremltools", EXTRA, "Core ML export")
     output = Path(output)
     if output.suffix != ".mlpackage":
@@ -59,9 +61,9 @@ def describe_coreml(path: Union[str, Path]) -> dict[str, list[int]]:
 
 
 class CoreMLModel:
-    """A saved ``.mlpackage`` predicting on macOS."""
+    """A saved ``.mlpackage`` predicting on macOS (``threads`` is ignored: Core ML schedules its own)."""
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
         ct = require("coremltools", EXTRA, "Core ML inference")
         if not can_predict():
             raise RuntimeError("Core ML prediction needs macOS; off macOS only the structure can be checked")

@@ -11,7 +11,8 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .common import InputSize, example_input, require
+from ..optional import require
+from .common import HW, example_input
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,11 @@ def lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
 
 
 def export_executorch(
-    model: nn.Module, output: Union[str, Path], *, input_size: InputSize = 256, batch: Optional[int] = 1
+    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = 1
 ) -> Path:
-    """Write ``model`` as an XNNPACK-delegated ``.pte``. ``batch=None``: dynamic batch up to
-    ``MAX_DYNAMIC_BATCH`` (mobile apps usually run batch 1, the default)."""
+    """Write ``model`` at ``input_size`` (height, width) as an XNNPACK-delegated ``.pte``.
+    ``batch=None``: dynamic batch up to ``MAX_DYNAMIC_BATCH`` (mobile apps usually run batch 1,
+    the default)."""
     require("executorch", EXTRA, "ExecuTorch export")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -55,14 +57,29 @@ def export_executorch(
 
 
 class ExecuTorchModel:
-    """A ``.pte`` file in ExecuTorch's Python runtime (the same C++ runtime apps link)."""
+    """A ``.pte`` file in ExecuTorch's Python runtime (the same C++ runtime apps link).
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    ``threads`` resizes the runtime's thread pool, which every loaded program shares.
+    """
+
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
         require("executorch", EXTRA, "the ExecuTorch runtime")
         from executorch.runtime import Runtime
+
+        if threads:
+            _set_threads(threads)
 
         self.program = Runtime.get().load_program(str(path))
         self.method = self.program.load_method("forward")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.method.execute([x.detach().contiguous()])[0]
+
+
+def _set_threads(threads: int) -> None:
+    try:
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._unsafe_reset_threadpool(threads)
+    except (ImportError, AttributeError):  # older/newer runtimes: keep their default pool
+        log.debug("could not set ExecuTorch's thread count")

@@ -12,19 +12,17 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
 
-from .common import FP32_TOLERANCE, InputSize, example_input, hw, max_abs_diff
-from .fuse import fuse
+from ..models.edgenext import InputSize, input_hw
+from .common import FP32_TOLERANCE, example_input, max_abs_diff
+from .formats import export_format
+from .fusion import fuse
 
 log = logging.getLogger(__name__)
-
-FORMATS = ("onnx", "executorch", "torchscript", "openvino", "coreml")
-SUFFIXES = {"onnx": ".onnx", "executorch": ".pte", "torchscript": ".pt", "openvino": ".xml", "coreml": ".mlpackage"}
-EXTRAS = {"onnx": "onnx", "executorch": "executorch", "torchscript": None, "openvino": "openvino", "coreml": "coreml"}
 
 
 class ParityError(RuntimeError):
@@ -63,32 +61,6 @@ def _size(path: Path) -> int:
     return size
 
 
-def _writer_and_runner(fmt: str) -> tuple[Callable, Optional[Callable]]:
-    """The format's export function and a factory of a callable runtime model (lazy imports:
-    a missing optional package fails only for its own format)."""
-    if fmt == "onnx":
-        from .onnx import OrtModel, export_onnx
-
-        return export_onnx, OrtModel
-    if fmt == "torchscript":
-        from .torchscript import TorchScriptModel, export_torchscript
-
-        return export_torchscript, TorchScriptModel
-    if fmt == "executorch":
-        from .executorch import ExecuTorchModel, export_executorch
-
-        return export_executorch, ExecuTorchModel
-    if fmt == "openvino":
-        from .openvino import OpenVinoModel, export_openvino
-
-        return export_openvino, OpenVinoModel
-    if fmt == "coreml":
-        from .coreml import CoreMLModel, can_predict, export_coreml
-
-        return export_coreml, (CoreMLModel if can_predict() else None)
-    raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
-
-
 def export_model(
     model: nn.Module,
     fmt: str,
@@ -101,36 +73,38 @@ def export_model(
 ) -> ExportResult:
     """Export ``model`` (an ``EdgeNeXt``) to ``fmt`` at ``output`` and check it in its runtime.
 
-    ``batch=None`` exports a dynamic batch axis where the format supports it (ExecuTorch and
-    Core ML default to batch 1). Raises ``ParityError`` above ``tolerance``.
+    ``input_size``: a side or ``(height, width)``. ``batch=None`` exports a dynamic batch axis
+    where the format supports it (ExecuTorch and Core ML default to batch 1). Raises
+    ``ParityError`` above ``tolerance``.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    spec = export_format(fmt)
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be a positive integer or None (dynamic), got {batch}")
-    size = hw(input_size)
+    size = input_hw(input_size)
     model = model.eval()
     deployed = fuse(model, size) if fused else model
-    writer, runner = _writer_and_runner(fmt)
-    if fmt in ("executorch", "coreml") and batch is None:
+    if spec.static_batch and batch is None:
         batch = 1  # mobile runtimes: a static batch-1 program unless asked otherwise
     start = time.perf_counter()
-    path = Path(writer(deployed, output, input_size=size, batch=batch))
+    path = Path(spec.writer(deployed, Path(output), input_size=size, batch=batch))
     seconds = time.perf_counter() - start
     x = example_input(batch or 3, size, getattr(model, "in_chans", 3), seed=1)  # 3: not the traced batch
     with torch.no_grad():
         reference = model(x)
-    if runner is None:
-        from .coreml import describe_coreml
-
-        shapes = describe_coreml(path)
-        expected = list(reference.shape)
-        if shapes.get(next(reversed(shapes))) not in (expected, []):
-            raise ParityError(f"Core ML package outputs {shapes}, expected logits of shape {expected}")
-        check = f"structural only (prediction needs macOS): {shapes}"
-        return ExportResult(fmt, str(path), _size(path), None, tolerance, check, seconds, {"shapes": shapes})
-    diff = max_abs_diff(runner(path)(x), reference)
-    result = ExportResult(fmt, str(path), _size(path), diff, tolerance, f"batch {x.shape[0]}, fixed seeded input", seconds)
+    if not spec.can_run():
+        return _structural_result(spec.name, path, spec.describe(path), list(reference.shape), tolerance, seconds)
+    diff = max_abs_diff(spec.runner(path)(x), reference)
+    check = f"batch {x.shape[0]}, fixed seeded input"
+    result = ExportResult(spec.name, str(path), _size(path), diff, tolerance, check, seconds)
     if diff > tolerance:
-        raise ParityError(f"{fmt} export differs from eager PyTorch: {result.parity_line()}")
+        raise ParityError(f"{spec.name} export differs from eager PyTorch: {result.parity_line()}")
     return result
+
+
+def _structural_result(fmt: str, path: Path, shapes: dict[str, list[int]], expected: list[int], tolerance: float,
+                       seconds: float) -> ExportResult:
+    """Where the runtime cannot run (Core ML off macOS): the saved output must be the logits' shape."""
+    if shapes.get(next(reversed(shapes))) not in (expected, []):
+        raise ParityError(f"{fmt} file outputs {shapes}, expected logits of shape {expected}")
+    check = f"structural only (its runtime cannot run on this machine): {shapes}"
+    return ExportResult(fmt, str(path), _size(path), None, tolerance, check, seconds, {"shapes": shapes})

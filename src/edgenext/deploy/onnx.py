@@ -12,10 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .common import InputSize, example_input, is_installed, require
+from ..optional import is_installed, require
+from .common import HW, example_input
 
 log = logging.getLogger(__name__)
 
+EXTRA = "onnx"
 DEFAULT_OPSET = 18
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -25,19 +27,20 @@ def export_onnx(
     model: nn.Module,
     output: Union[str, Path],
     *,
-    input_size: InputSize = 256,
+    input_size: HW = (256, 256),
     batch: Optional[int] = None,
     opset: int = DEFAULT_OPSET,
     simplify: bool = True,
 ) -> Path:
-    """Write ``model`` as ONNX. ``batch=None`` makes the batch axis dynamic; spatial size is fixed.
+    """Write ``model`` as ONNX at ``input_size`` (height, width). ``batch=None`` makes the batch
+    axis dynamic; the spatial size is fixed.
 
     The graph comes from the dynamo exporter (already constant-folded by onnxscript's
     optimiser) and, when onnxslim is installed, is slimmed further (fused constants, removed
     identity/cast chains).
     """
-    require("onnx", "onnx", "ONNX export")
-    require("onnxscript", "onnx", "ONNX export")
+    require("onnx", EXTRA, "ONNX export")
+    require("onnxscript", EXTRA, "ONNX export")
     if opset < 17:
         raise ValueError(f"opset {opset} is too old: EdgeNeXt's LayerNormalization needs opset 17 or newer")
     output = Path(output)
@@ -73,7 +76,7 @@ def _quiet(*loggers: str) -> Iterator[None]:
 def simplify_onnx(path: Union[str, Path]) -> bool:
     """Slim the graph in place with onnxslim; False (and the graph unchanged) when not installed."""
     if not is_installed("onnxslim"):
-        log.info("onnxslim is not installed (pip install \"edgenext[onnx]\"): keeping the exporter's graph")
+        log.info("onnxslim is not installed (pip install \"edgenext[%s]\"): keeping the exporter's graph", EXTRA)
         return False
     import onnx
     import onnxslim
@@ -88,7 +91,7 @@ class OrtModel:
     """An ONNX file in an ONNX Runtime CPU session: ``model(x)`` takes and returns tensors."""
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
-        ort = require("onnxruntime", "onnx", "ONNX Runtime inference")
+        ort = require("onnxruntime", EXTRA, "ONNX Runtime inference")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:

@@ -10,16 +10,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .common import InputSize, example_input, require
+from ..optional import require
+from .common import HW, example_input
 
 EXTRA = "openvino"
 
 
 def export_openvino(
-    model: nn.Module, output: Union[str, Path], *, input_size: InputSize = 256, batch: Optional[int] = None
+    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = None
 ) -> Path:
-    """Convert ``model`` to OpenVINO IR at ``output`` (``.xml``; the weights go to the ``.bin``
-    beside it). ``batch=None`` leaves the batch axis dynamic."""
+    """Convert ``model`` at ``input_size`` (height, width) to OpenVINO IR at ``output`` (``.xml``;
+    the weights go to the ``.bin`` beside it). ``batch=None`` leaves the batch axis dynamic."""
     ov = require("openvino", EXTRA, "OpenVINO export")
     output = Path(output)
     if output.suffix != ".xml":

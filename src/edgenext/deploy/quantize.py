@@ -19,7 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .common import InputSize, example_input, hw, require
+from ..models.edgenext import InputSize, input_hw
+from ..optional import require
+from . import executorch
+from .common import example_input
+from .onnx import EXTRA as ONNX_EXTRA
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ def quantize_onnx(
 ) -> Path:
     """Write an int8 QDQ copy of the ONNX model ``fp32_path``, calibrated on ``calibration``
     (``(N, C, H, W)`` preprocessed images)."""
-    require("onnxruntime", "onnx", "ONNX Runtime quantisation")
+    require("onnxruntime", ONNX_EXTRA, "ONNX Runtime quantisation")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -78,27 +82,26 @@ def quantize_executorch(
     *,
     input_size: InputSize = 256,
 ) -> Path:
-    """Write an int8 XNNPACK ``.pte`` (batch 1) of ``model``, calibrated on ``calibration``."""
-    require("executorch", "executorch", "ExecuTorch int8 quantisation")
+    """Write an int8 XNNPACK ``.pte`` (batch 1) of ``model`` at ``input_size`` (a side or
+    ``(height, width)``), calibrated on ``calibration``."""
+    require("executorch", executorch.EXTRA, "ExecuTorch int8 quantisation")
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from .executorch import export_program, lower_to_xnnpack
-
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    x = example_input(1, hw(input_size), getattr(model, "in_chans", 3))
+    x = example_input(1, input_hw(input_size), getattr(model, "in_chans", 3))
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph = export_program(model, x, dynamic_batch=False).module()
+        graph = executorch.export_program(model, x, dynamic_batch=False).module()
         prepared = prepare_pt2e(graph, quantizer)
         for i in range(len(calibration)):  # the exported graph is batch 1
             prepared(calibration[i : i + 1])
         quantized = convert_pt2e(prepared)
-        program = export_program(quantized, x, dynamic_batch=False)
-    output.write_bytes(lower_to_xnnpack(program))
+        program = executorch.export_program(quantized, x, dynamic_batch=False)
+    output.write_bytes(executorch.lower_to_xnnpack(program))
     return output

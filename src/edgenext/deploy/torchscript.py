@@ -9,14 +9,15 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .common import InputSize, example_input
+from .common import HW, example_input
 
 
 def export_torchscript(
-    model: nn.Module, output: Union[str, Path], *, input_size: InputSize = 256, batch: Optional[int] = None
+    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = None
 ) -> Path:
-    """Trace ``model`` and save it. Shapes are read from tensors, so the batch stays dynamic;
-    the spatial size is the traced one (the precomputed positional encoding is baked in)."""
+    """Trace ``model`` at ``input_size`` (height, width) and save it. Shapes are read from
+    tensors, so the batch stays dynamic; the spatial size is the traced one (the precomputed
+    positional encoding is baked in)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(batch or 2, input_size, getattr(model, "in_chans", 3))
@@ -29,9 +30,14 @@ def export_torchscript(
 
 
 class TorchScriptModel:
-    """A saved TorchScript file, callable like the module."""
+    """A saved TorchScript file, callable like the module.
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    ``threads``: TorchScript runs on torch's own intra-op pool, so this sets ``torch.set_num_threads``.
+    """
+
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
+        if threads:
+            torch.set_num_threads(threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.module = torch.jit.load(str(path), map_location="cpu").eval()

@@ -1,8 +1,19 @@
 """The EdgeNeXt network, its registered variants and weight loading."""
 
 from .edgenext import EdgeNeXt, EdgeNeXtFeatures
-from .registry import Release, build_meta_model, count_params, create_model, describe_variants, get_variant, list_models
+from .registry import (
+    Release,
+    build_meta_model,
+    count_params,
+    create_model,
+    describe_variants,
+    get_variant,
+    guess_variant,
+    list_models,
+    read_weights,
+)
 from .weights import (
+    Checkpoint,
     CheckpointError,
     WeightsDownloadError,
     load_weights_file,
@@ -12,6 +23,7 @@ from .weights import (
 )
 
 __all__ = [
+    "Checkpoint",
     "CheckpointError",
     "EdgeNeXt",
     "EdgeNeXtFeatures",
@@ -22,9 +34,11 @@ __all__ = [
     "create_model",
     "describe_variants",
     "get_variant",
+    "guess_variant",
     "list_models",
     "load_weights_file",
     "official_to_ours",
     "ours_to_official",
+    "read_weights",
     "save_weights",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
@@ -13,12 +14,15 @@ from torch import nn
 
 from ..constants import DEFAULT_PRETRAINED_CFG
 from .edgenext import EdgeNeXt, EdgeNeXtFeatures
+from .hub import hub_files, is_hub_name
 from .weights import (
+    Checkpoint,
     PathLike,
     checkpoint_num_classes,
     download_weights,
     load_state_dict_into,
-    load_weights_file,
+    open_checkpoint,
+    read_checkpoint,
 )
 
 _RELEASES_URL = "https://github.com/mmaaz60/EdgeNeXt/releases/download"
@@ -115,10 +119,49 @@ def build_meta_model(name: str) -> EdgeNeXt:
         return EdgeNeXt(**variant.config)
 
 
-def _pretrained_cfg(release: Optional[Release], num_classes: int) -> dict[str, Any]:
+def guess_variant(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """The registered variant whose weights (classifier aside) have exactly these shapes, if any."""
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("head.fc.")}
+    for name in list_models():
+        own = build_meta_model(name).state_dict()
+        if {k: tuple(v.shape) for k, v in own.items() if not k.startswith("head.fc.")} == shapes:
+            return name
+    return None
+
+
+def read_weights(weights: PathLike) -> Checkpoint:
+    """Read a checkpoint once, from a path, an http(s) URL (downloaded once into torch's hub cache)
+    or ``hf-hub:ORG/REPO`` (the Hugging Face cache first, then the Hub).
+
+    Its ``source`` (the path, URL or hub name as given) names it in every error. Pass the
+    result to ``create_model(weights=...)`` to build a model without reading the file again.
+    """
+    text = str(weights)
+    if is_hub_name(text):
+        files = hub_files(text)
+        pcfg = files.config.get("pretrained_cfg")
+        return Checkpoint(
+            source=text,
+            path=files.weights,
+            content=read_checkpoint(files.weights, source=f"{text} ({files.weights})"),
+            architecture=files.config.get("architecture"),
+            pretrained_cfg=dict(pcfg) if isinstance(pcfg, Mapping) else {},
+        )
+    if text.startswith(("http://", "https://")):
+        local = download_weights(text)
+        return open_checkpoint(local, source=f"{text} (cached as {local})")
+    return open_checkpoint(weights)
+
+
+def _pretrained_cfg(release: Optional[Release], num_classes: int, checkpoint: Optional[Checkpoint]) -> dict[str, Any]:
     cfg = dict(DEFAULT_PRETRAINED_CFG, num_classes=num_classes)
     if release is not None:
         cfg.update(url=release.url, tag=release.tag, crop_pct=release.crop_pct)
+    if checkpoint is not None and checkpoint.pretrained_cfg:
+        # a hub repository's own evaluation settings (timm's config.json), for the keys we keep
+        recorded = checkpoint.pretrained_cfg
+        cfg.update({k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in cfg and k != "num_classes"})
+        cfg["url"] = checkpoint.source
     return cfg
 
 
@@ -134,7 +177,7 @@ def create_model(
     name: str,
     *,
     pretrained: bool = False,
-    weights: Optional[PathLike] = None,
+    weights: Union[PathLike, Checkpoint, None] = None,
     num_classes: Optional[int] = None,
     features_only: bool = False,
     out_indices: Sequence[int] = (0, 1, 2, 3),
@@ -146,7 +189,8 @@ def create_model(
     Args:
         name: a variant (``edgenext_small``) or a variant and release tag (``edgenext_small.usi``).
         pretrained: load the variant's registered release (downloaded into torch's hub cache).
-        weights: a checkpoint path or URL in the official, timm or our format (auto-detected).
+        weights: a checkpoint path, URL or ``hf-hub:ORG/REPO`` in the official, timm or our format
+            (auto-detected), or a ``Checkpoint`` already read by ``read_weights`` (not read again).
         num_classes: classifier size; default 1000, or the checkpoint's when ``weights`` is given.
             A checkpoint whose classifier has another size loads everything else and the
             classifier is re-initialised (fine-tuning). 0 gives pooled features.
@@ -160,14 +204,12 @@ def create_model(
         raise ValueError("give either pretrained=True (the registered release) or weights=PATH, not both")
     if pretrained and release is None:
         release = variant.default_release
-    state, source = None, None
-    if weights is not None or pretrained:
-        source = str(weights) if weights is not None else release.url
-        if source.startswith(("http://", "https://")):
-            local = download_weights(source)
-        else:
-            local = source
-        state = load_weights_file(local, prefer_ema=prefer_ema)
+    checkpoint: Optional[Checkpoint] = None
+    if isinstance(weights, Checkpoint):
+        checkpoint = weights
+    elif weights is not None or pretrained:
+        checkpoint = read_weights(weights if weights is not None else release.url)
+    state = checkpoint.state_dict(prefer_ema=prefer_ema) if checkpoint is not None else None
     if num_classes is None:
         num_classes = (checkpoint_num_classes(state) if state is not None else None)
         num_classes = 1000 if num_classes is None else num_classes
@@ -175,8 +217,8 @@ def create_model(
         raise ValueError(f"num_classes must be >= 0, got {num_classes}")
     model = _build(variant, num_classes, overrides)
     if state is not None:
-        load_state_dict_into(model, state, source=source)
-    model.pretrained_cfg = _pretrained_cfg(release, num_classes)
+        load_state_dict_into(model, state, source=checkpoint.source, guess_variant=guess_variant)
+    model.pretrained_cfg = _pretrained_cfg(release, num_classes, checkpoint)
     if features_only:
         return EdgeNeXtFeatures(model, out_indices)
     return model

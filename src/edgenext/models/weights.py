@@ -7,6 +7,9 @@ Formats understood (auto-detected):
 - our own files: ``torch.save(model.state_dict())``, training checkpoints, ``.safetensors``.
 
 Nothing here unpickles code: ``torch.load(weights_only=True)`` or safetensors only.
+This module is a leaf: it knows checkpoint formats, not the registered variants (the
+registry passes a ``guess_variant`` callback for its "this checkpoint looks like ..." hint).
+Every ``CheckpointError`` names the file, URL or hub name it is about.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import pickle
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Optional, Union
 from urllib.error import URLError
 
 import torch
@@ -44,25 +48,55 @@ class WeightsDownloadError(RuntimeError):
     """Released weights could not be downloaded (offline, URL gone, ...)."""
 
 
-def read_checkpoint(path: PathLike) -> Any:
-    """Load a checkpoint file without running code: safetensors, or ``torch.load(weights_only=True)``."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read once: what it is called in messages, its local file and what it holds.
+
+    ``content`` is whatever the file holds (a state dict, an official release dict, a training
+    checkpoint of ``edgenext train``, ...). ``architecture`` and ``pretrained_cfg`` are what a
+    hub repository records beside its weights (timm's ``config.json``), empty otherwise.
+    """
+
+    source: str
+    path: Path
+    content: Any
+    architecture: Optional[str] = None
+    pretrained_cfg: dict[str, Any] = field(default_factory=dict)
+
+    def state_dict(self, *, prefer_ema: bool = True) -> StateDict:
+        """The weights, in our layout."""
+        return to_our_layout(extract_state_dict(self.content, source=self.source, prefer_ema=prefer_ema), source=self.source)
+
+
+def open_checkpoint(path: PathLike, *, source: Optional[str] = None) -> Checkpoint:
+    """Read a local checkpoint file once; ``source`` (default: the path) names it in every error."""
+    return Checkpoint(source=source or str(path), path=Path(path), content=read_checkpoint(path, source=source))
+
+
+def read_checkpoint(path: PathLike, *, source: Optional[str] = None, mmap: bool = False) -> Any:
+    """Load a checkpoint file without running code: safetensors, or ``torch.load(weights_only=True)``.
+
+    ``source`` names the file in errors (default: the path). ``mmap=True`` maps tensor storages
+    instead of reading them (torch's zip format only): for looking at the small entries of a big file.
+    """
     path = Path(path)
+    label = source or str(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{label}: no such checkpoint file")
     if path.suffix == ".safetensors" or _looks_like_safetensors(path):
-        return _read_safetensors(path)
+        return _read_safetensors(path, label)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "weights_only" in str(err) or "Weights only load failed" in str(err):
             raise CheckpointError(
-                f"{path}: refused to load: the file holds Python objects other than tensors and plain "
+                f"{label}: refused to load: the file holds Python objects other than tensors and plain "
                 f"containers, and unpickling them could run code. Only weights are accepted; if you trust "
                 f"the file, re-save its state dict (torch.save(model.state_dict(), ...)) where it was made."
             ) from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({err})") from None
+        raise CheckpointError(f"{label}: not a PyTorch checkpoint ({err})") from None
     except Exception as err:  # noqa: BLE001 - the restricted unpickler fails in many ways on garbage
-        raise CheckpointError(f"{path}: truncated, corrupt or not a PyTorch checkpoint ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"{label}: truncated, corrupt or not a PyTorch checkpoint ({type(err).__name__}: {err})") from None
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -72,14 +106,14 @@ def _looks_like_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
 
 
-def _read_safetensors(path: Path) -> StateDict:
+def _read_safetensors(path: Path, label: str) -> StateDict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({err})") from None
+        raise CheckpointError(f"{label}: truncated or corrupt safetensors file ({err})") from None
 
 
 def extract_state_dict(obj: Any, *, source: str = "checkpoint", prefer_ema: bool = True) -> StateDict:
@@ -165,22 +199,22 @@ def ours_to_official(state: Mapping[str, torch.Tensor]) -> StateDict:
     return {_rename(_rename_in_blocks(k, inverse), _OURS_TO_OFFICIAL): v for k, v in state.items()}
 
 
-def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
-    """'official' or 'edgenext' (ours, shared with timm); CheckpointError for anything else."""
+def detect_layout(state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> str:
+    """'official' or 'edgenext' (ours, shared with timm); CheckpointError naming ``source`` for anything else."""
     keys = list(state)
     if any(k.startswith("downsample_layers.") for k in keys):
         return "official"
     if any(k.startswith("stem.") for k in keys) and any(k.startswith("stages.") for k in keys):
         return "edgenext"
     raise CheckpointError(
-        "not an EdgeNeXt checkpoint: expected keys starting with 'downsample_layers.' (official release) or "
+        f"{source}: not an EdgeNeXt checkpoint: expected keys starting with 'downsample_layers.' (official release) or "
         f"'stem.'/'stages.' (timm / edgenext); first keys: {', '.join(keys[:6]) or '(none)'}"
     )
 
 
-def to_our_layout(state: Mapping[str, torch.Tensor]) -> StateDict:
+def to_our_layout(state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> StateDict:
     """Any supported layout, converted to ours."""
-    return official_to_ours(state) if detect_layout(state) == "official" else dict(state)
+    return official_to_ours(state) if detect_layout(state, source=source) == "official" else dict(state)
 
 
 def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
@@ -189,8 +223,21 @@ def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
     return int(weight.shape[0]) if weight is not None else None
 
 
-def load_state_dict_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
-    """Strictly load ``state`` (our layout) into ``model``; a classifier of another size is re-initialised."""
+VariantGuesser = Callable[[Mapping[str, torch.Tensor]], Optional[str]]
+
+
+def load_state_dict_into(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    source: str = "checkpoint",
+    guess_variant: Optional[VariantGuesser] = None,
+) -> None:
+    """Strictly load ``state`` (our layout) into ``model``; a classifier of another size is re-initialised.
+
+    On a mismatch, ``guess_variant(state)`` (when given) may name the variant the weights fit,
+    and the error suggests creating that one instead.
+    """
     state = dict(state)
     own = model.state_dict()
     head_keys = [k for k in state if k.startswith("head.fc.")]
@@ -212,17 +259,17 @@ def load_state_dict_into(model: nn.Module, state: Mapping[str, torch.Tensor], *,
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or mismatched:
-        raise CheckpointError(_mismatch_message(source, model, missing, unexpected, mismatched, own, state))
+        guess = guess_variant(state) if guess_variant is not None else None
+        raise CheckpointError(_mismatch_message(source, model, guess, missing, unexpected, mismatched, own, state))
     model.load_state_dict(state, strict=True)
 
 
-def _mismatch_message(source, model, missing, unexpected, mismatched, own, state) -> str:
+def _mismatch_message(source, model, guess, missing, unexpected, mismatched, own, state) -> str:
     def listed(keys):
         more = f" ... and {len(keys) - _MAX_LISTED_KEYS} more" if len(keys) > _MAX_LISTED_KEYS else ""
         return ", ".join(keys[:_MAX_LISTED_KEYS]) + more
 
     parts = [f"{source} does not fit this {type(model).__name__}:"]
-    guess = _guess_variant(state)
     if guess:
         parts.append(f"the checkpoint looks like {guess}: create that variant instead")
     if missing:
@@ -235,21 +282,9 @@ def _mismatch_message(source, model, missing, unexpected, mismatched, own, state
     return "\n  ".join(parts)
 
 
-def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
-    from .registry import build_meta_model, list_models
-
-    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("head.fc.")}
-    for name in list_models():
-        own = build_meta_model(name).state_dict()
-        if {k: tuple(v.shape) for k, v in own.items() if not k.startswith("head.fc.")} == shapes:
-            return name
-    return None
-
-
 def load_weights_file(path: PathLike, *, prefer_ema: bool = True) -> StateDict:
     """Read a checkpoint file of any supported format and return its weights in our layout."""
-    obj = read_checkpoint(path)
-    return to_our_layout(extract_state_dict(obj, source=str(path), prefer_ema=prefer_ema))
+    return open_checkpoint(path).state_dict(prefer_ema=prefer_ema)
 
 
 def save_weights(model: nn.Module, path: PathLike, metadata: Mapping[str, str] | None = None) -> Path:

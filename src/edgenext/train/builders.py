@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from timm.data import Mixup
@@ -27,7 +27,7 @@ from .config import DIGITS, TrainConfig
 from .distill import DistillationLoss
 from .distributed import DistInfo
 
-_logger = logging.getLogger("edgenext")
+log = logging.getLogger(__name__)
 
 
 def _train_factory(cfg: TrainConfig):
@@ -71,7 +71,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
     return train, val, list(train.class_names)
 
 
-def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo) -> tuple[DataLoader, MultiScaleBatchSampler]:
+def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, collate: Optional[Callable] = None,
+                       multiple_of: int = 1) -> tuple[DataLoader, MultiScaleBatchSampler]:
     sampler = MultiScaleBatchSampler(
         len(dataset),
         cfg.batch_size,
@@ -80,39 +81,40 @@ def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo) -> tu
         seed=cfg.seed,
         rank=info.rank,
         world_size=info.world_size,
-        multiple_of=2 if (cfg.mixup > 0 or cfg.cutmix > 0) else 1,
+        multiple_of=multiple_of,
     )
     # NOTE: no persistent workers: each epoch's workers take their seeds from the (checkpointed)
     # torch RNG, which is what makes a resumed run repeat the augmentations exactly.
     loader = DataLoader(
-        dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=SkipCounter(),
+        dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=collate or SkipCounter(),
         pin_memory=info.device.type == "cuda",
     )
     return loader, sampler
 
 
-def build_eval_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo) -> DataLoader:
+def build_eval_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, collate: Optional[Callable] = None) -> DataLoader:
     sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, rank=info.rank, world_size=info.world_size)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=SkipCounter(),
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=collate or SkipCounter(),
                       pin_memory=info.device.type == "cuda")
 
 
 def build_model(cfg: TrainConfig, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
     """The student, from scratch or from ``cfg.finetune`` weights (head re-initialised if its size differs)."""
-    overrides = dict(cfg.model_kwargs)
-    overrides.setdefault("drop_path_rate", cfg.drop_path)
+    from .modelspec import model_overrides
+
+    overrides = model_overrides(cfg.to_dict(), training=True)
     weights = cfg.finetune if load_finetune else None
     if weights is not None:
-        _logger.info("fine-tuning from %s", weights)
+        log.info("fine-tuning from %s", weights)
     return create_model(cfg.model, weights=weights, num_classes=num_classes, **overrides)
 
 
 def build_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Optional[nn.Module]:
-    """The frozen distillation teacher, or None.
+    """The frozen distillation teacher, or None, loaded by ``inference.load_model`` (one read of its file).
 
     Any model the package can create (``teacher: edgenext_base.usi`` downloads its release)
-    or load (``teacher_weights``: an official / timm file with ``teacher``, or a checkpoint of
-    ``edgenext train``, which names its own model).
+    or load (``teacher_weights``: an official / timm file or ``hf-hub:`` repository with
+    ``teacher``, or a checkpoint of ``edgenext train``, which names its own model).
     """
     if not (cfg.teacher or cfg.teacher_weights):
         return None

@@ -75,9 +75,13 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_training_checkpoint(path: PathLike) -> dict[str, Any]:
-    """A checkpoint written by ``edgenext train`` (``weights_only`` loading)."""
-    obj = read_checkpoint(path)
+def load_training_checkpoint(path: PathLike, *, mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint written by ``edgenext train`` (``weights_only`` loading).
+
+    ``mmap=True`` maps the tensors' storage instead of reading it: the config, epoch and other
+    plain entries are available at once, the weights are only read from disk if touched.
+    """
+    obj = read_checkpoint(path, mmap=mmap)
     if not isinstance(obj, dict) or "model" not in obj or "epoch" not in obj:
         raise CheckpointError(f"{path}: not a training checkpoint of edgenext train (needs 'model' and 'epoch'); "
                               f"to start from plain weights use --finetune")
@@ -95,6 +99,14 @@ def find_unfinished_run(runs_root: PathLike, prefix: str, config: dict[str, Any]
 
     Lets a crashed run started without ``--output`` (time-stamped folder) continue when the
     same command is run again.
+
+    Each candidate's ``last.pth`` is opened with ``mmap=True``: only the pickled structure
+    (config, epoch, the optimizer's and sampler's small entries) is parsed, while the tensor
+    storages (weights, EMA weights, optimizer moments: almost all of the file) are memory-mapped
+    and never read, so looking through many runs of a large model costs little I/O or memory.
+    Config and epoch both come from that one file (rather than the folder's ``config.yaml``
+    plus the checkpoint): it is the file a resume continues from, and a folder whose
+    ``config.yaml`` was written but whose first epoch never finished has nothing to resume.
     """
     root = Path(runs_root)
     if not root.is_dir():
@@ -104,7 +116,7 @@ def find_unfinished_run(runs_root: PathLike, prefix: str, config: dict[str, Any]
         if ckpt is None:
             continue
         try:
-            saved = load_training_checkpoint(ckpt)
+            saved = load_training_checkpoint(ckpt, mmap=True)
         except CheckpointError:
             continue
         saved_cfg = dict(saved.get("config", {}))

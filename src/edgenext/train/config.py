@@ -1,7 +1,10 @@
 """Training configuration: one flat dataclass, filled from YAML recipes and overrides.
 
-A recipe (``configs/*.yaml``) may name another with ``base: other.yaml``; its keys override
-the base's. Unknown keys are errors (with a suggestion), so a typo never goes unnoticed.
+A recipe may name another with ``base: other.yaml``; its keys override the base's. Unknown
+keys are errors (with a suggestion), and so are values of the wrong type, so a typo never goes
+unnoticed. The built-in recipes are package data (``edgenext/configs/*.yaml``), read through
+``importlib.resources`` so a wheel install has them too; ``edgenext train --print-config``
+prints one resolved, to copy and edit.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -16,23 +21,39 @@ import yaml
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 
-#: The built-in demo data set's name (scikit-learn's handwritten digits).
+#: The built-in demo data set's name (scikit-learn's handwritten digits; digit scenes for detect / segment).
 DIGITS = "digits"
+
+#: The tasks a run can train.
+TASKS = ("classify", "detect", "segment")
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run; the defaults are the paper's ImageNet recipe (paper.md)."""
+    """Every setting of a training run; the defaults are the paper's ImageNet recipe (paper.md).
 
+    This class is the one definition of that recipe: ``configs/imagenet.yaml`` restates none of it.
+    """
+
+    # task: classify (this package's models/ and data/), detect or segment (edgenext.dense)
+    task: str = "classify"
+    task_kwargs: dict = field(default_factory=dict)  # model options of the task's network (aspp_channels, ...)
+    num_classes: Optional[int] = None  # detect / segment: classes; None: from the data
     # model
     model: str = "edgenext_xx_small"
     model_kwargs: dict = field(default_factory=dict)  # EdgeNeXt constructor overrides (depths=..., ...)
     drop_path: float = 0.0
     finetune: Optional[str] = None  # weights to start from (any model-zoo format); head re-initialised
+    backbone_weights: Optional[str] = None  # detect / segment: the backbone's ImageNet weights (a file, or "pretrained")
     # data
-    data: str = DIGITS  # "digits" or a folder holding train/ and val/
+    data: str = DIGITS  # "digits" or a folder holding train/ and val/ (COCO / VOC layout for detect / segment)
     train_dir: Optional[str] = None  # explicit folders override data/train, data/val
     val_dir: Optional[str] = None
+    train_ann: Optional[str] = None  # detect: COCO JSON files (with train_dir / val_dir as their image folders)
+    val_ann: Optional[str] = None
+    train_masks: Optional[str] = None  # segment: class-index PNG folders paired with train_dir / val_dir
+    val_masks: Optional[str] = None
+    data_kwargs: dict = field(default_factory=dict)  # options of the task's data (digit scenes' canvas, ...)
     digits_size: int = 64
     digits_val_fraction: float = 0.2
     train_limit: Optional[int] = None  # use only this many training / validation samples
@@ -66,9 +87,10 @@ class TrainConfig:
     base_lr: float = 6e-3
     base_batch: int = 4096
     min_lr: float = 1e-6
-    warmup_epochs: float = 20
+    warmup_epochs: float = 20.0
     warmup_lr: float = 0.0
     weight_decay: float = 0.05
+    head_lr_mult: float = 1.0  # lr factor of the task's head (not the backbone); 10 in the VOC recipe
     opt_eps: float = 1e-8
     betas: tuple = (0.9, 0.999)
     clip_grad: Optional[float] = None
@@ -91,6 +113,12 @@ class TrainConfig:
     plot: bool = True
 
     def validate(self) -> "TrainConfig":
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1 (or null: from the data), got {self.num_classes}")
+        if self.head_lr_mult <= 0:
+            raise ValueError(f"head_lr_mult must be positive, got {self.head_lr_mult}")
         positive = ("epochs", "batch_size", "accum_steps", "input_size", "base_batch", "digits_size")
         for name in positive:
             if int(getattr(self, name)) < 1:
@@ -113,8 +141,9 @@ class TrainConfig:
             raise ValueError(f"clip_grad must be positive (or null to disable), got {self.clip_grad}")
         if self.multi_scale and not self.scales:
             raise ValueError("multi_scale is on but scales is empty")
-        if not isinstance(self.model_kwargs, dict):
-            raise ValueError(f"model_kwargs must be a mapping, got {self.model_kwargs!r}")
+        for name in ("model_kwargs", "task_kwargs", "data_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,13 +162,36 @@ def _plain(value: Any) -> Any:
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
+_OPTIONAL_TYPES = {  # fields whose default is None, and what they hold when set
+    "finetune": str, "train_dir": str, "val_dir": str, "train_ann": str, "val_ann": str, "train_masks": str,
+    "val_masks": str, "train_limit": int, "val_limit": int, "threads": int, "rand_augment": str, "lr": float,
+    "clip_grad": float, "teacher": str, "backbone_weights": str, "teacher_weights": str, "output": str, "num_classes": int,
+}
+
+
+def _expected_type(name: str) -> Optional[type]:
+    f = _FIELDS[name]
+    if f.default is dataclasses.MISSING:
+        return dict if f.default_factory is dict else None
+    if f.default is None:
+        return _OPTIONAL_TYPES.get(name)
+    return type(f.default)
+
+
 def _coerce(name: str, value: Any) -> Any:
-    default = _FIELDS[name].default
-    if isinstance(default, tuple) and isinstance(value, list):
+    """``value`` as the type of field ``name``; a value of another type is a ``ValueError`` naming the key."""
+    expected = _expected_type(name)
+    if value is None or expected is None or name == "resume":
+        return value
+    if expected is tuple and isinstance(value, (list, tuple)):
         return tuple(value)
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    return value
+    if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool) and name == "data":
+        return str(value)
+    if isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool)):
+        return value
+    raise ValueError(f"config key {name!r}: expected {expected.__name__}, got {value!r} ({type(value).__name__})")
 
 
 def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
@@ -154,62 +206,87 @@ def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainC
     return dataclasses.replace(config, **{k: _coerce(k, v) for k, v in overrides.items()})
 
 
-def read_recipe(path: Union[str, Path]) -> dict[str, Any]:
+Recipe = Union[Path, Traversable]
+
+
+def _base_of(recipe: Recipe, base: str) -> Recipe:
+    """A recipe's ``base:``: a built-in name, else a path relative to the recipe's folder."""
+    if not isinstance(recipe, Path):  # a built-in recipe names another built-in one
+        return builtin_recipe(base) or configs_dir() / base
+    path = Path(base)
+    return path if path.is_absolute() else (recipe.parent / path).resolve()
+
+
+def read_recipe(path: Union[str, Recipe]) -> dict[str, Any]:
     """The keys of a YAML recipe, with those of its ``base:`` chain underneath."""
-    path = Path(path)
-    seen: list[Path] = []
+    recipe: Recipe = Path(path) if isinstance(path, str) else path
+    seen: list[str] = []
     layers: list[dict[str, Any]] = []
     while True:
-        if path in seen:
-            raise ValueError(f"{path}: recipes include each other in a loop ({' -> '.join(map(str, seen))})")
-        seen.append(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: no such recipe file")
-        data = yaml.safe_load(path.read_text()) or {}
+        if str(recipe) in seen:
+            raise ValueError(f"{recipe}: recipes include each other in a loop ({' -> '.join(seen)})")
+        seen.append(str(recipe))
+        if not recipe.is_file():
+            raise ValueError(f"{recipe}: no such recipe file")
+        data = yaml.safe_load(recipe.read_text()) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: a recipe must be a mapping of config keys, got {type(data).__name__}")
+            raise ValueError(f"{recipe}: a recipe must be a mapping of config keys, got {type(data).__name__}")
         base = data.pop("base", None)
         layers.append(data)
         if base is None:
             break
-        path = (path.parent / base).resolve()
+        recipe = _base_of(recipe, str(base))
     merged: dict[str, Any] = {}
     for layer in reversed(layers):
         merged.update(layer)
     return merged
 
 
-def configs_dir() -> Path:
-    """The repository's ``configs/`` folder (the package is installed from the clone)."""
-    return Path(__file__).resolve().parents[3] / "configs"
+def configs_dir() -> Traversable:
+    """The built-in recipes: package data of ``edgenext`` (present in wheels and editable installs alike)."""
+    return resources.files("edgenext") / "configs"
 
 
-def find_recipe(name: str) -> Path:
-    """A recipe path from a file path or a bare name in ``configs/`` (``digits``, ``edgenext_small``)."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
+def builtin_recipes() -> list[str]:
+    """Names of the built-in recipes (``digits``, ``edgenext_small``, ...)."""
+    return sorted(p.name[: -len(".yaml")] for p in configs_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def builtin_recipe(name: str) -> Optional[Traversable]:
+    """The built-in recipe called ``name`` (with or without ``.yaml``), or None."""
     candidate = configs_dir() / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-    if candidate.is_file():
-        return candidate
-    available = sorted(p.stem for p in configs_dir().glob("*.yaml")) if configs_dir().is_dir() else []
-    raise ValueError(f"no recipe {name!r}: not a file, and not in {configs_dir()} (available: {', '.join(available) or 'none'})")
-
-
-def default_recipe(model: str, data: str) -> Optional[Path]:
-    """The recipe used without ``--config``: the digits demo, else the variant's ImageNet recipe."""
-    name = "digits" if data == DIGITS else model.partition(".")[0]
-    candidate = configs_dir() / f"{name}.yaml"
     return candidate if candidate.is_file() else None
 
 
+def find_recipe(name: str) -> Recipe:
+    """A recipe from a file path or a built-in name (``digits``, ``edgenext_small``)."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    found = builtin_recipe(name)
+    if found is not None:
+        return found
+    raise ValueError(f"no recipe {name!r}: not a file, and not a built-in recipe "
+                     f"(built-in: {', '.join(builtin_recipes())}; see one with --config NAME --print-config)")
+
+
+def default_recipe(model: str, data: str, task: str = "classify") -> Optional[Traversable]:
+    """The recipe used without ``--config``: the task's digits demo, else the variant's ImageNet recipe
+    (classify), the COCO SSDLite recipe (detect) or the VOC DeepLabv3 recipe (segment)."""
+    if data == DIGITS:
+        name = "digits" if task == "classify" else f"digits_{task}"
+    else:
+        name = {"classify": model.partition(".")[0], "detect": "ssdlite_coco", "segment": "deeplabv3_voc"}[task]
+    return builtin_recipe(name)
+
+
 def load_config(recipe: Optional[Union[str, Path]] = None, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
-    """Defaults, then the recipe (a path or a name in configs/), then ``overrides``; validated."""
+    """Defaults, then the recipe (a path or a built-in name), then ``overrides``; validated."""
     overrides = dict(overrides or {})
     if recipe is None:
         model = overrides.get("model", TrainConfig.model)
         data = overrides.get("data", TrainConfig.data)
-        path = default_recipe(str(model), str(data))
+        path = default_recipe(str(model), str(data), str(overrides.get("task", TrainConfig.task)))
     else:
         path = find_recipe(str(recipe))
     config = TrainConfig()

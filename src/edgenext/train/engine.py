@@ -1,4 +1,4 @@
-"""One epoch of training and one pass of evaluation (single process or DDP)."""
+"""One epoch of training (any ``Task``) and the classification evaluation pass (single process or DDP)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .distill import DistillationLoss
 from .distributed import DistInfo, all_reduce_sum
+from .task import Task
 
 
 class NonFiniteLossError(RuntimeError):
@@ -28,13 +28,11 @@ class TrainParts:
     model: nn.Module  # the DDP wrapper in distributed runs
     optimizer: torch.optim.Optimizer
     scheduler: Any  # timm scheduler, stepped with fractional epochs
-    criterion: DistillationLoss
+    task: Task  # turns a batch into a loss
     dist: DistInfo
     amp_dtype: Optional[torch.dtype] = None
     scaler: Optional[torch.amp.GradScaler] = None
     ema: Optional[nn.Module] = None  # timm ModelEmaV3
-    mixup: Optional[Any] = None  # timm Mixup
-    teacher: Optional[nn.Module] = None
     accum_steps: int = 1
     clip_grad: Optional[float] = None
 
@@ -59,14 +57,6 @@ def _check_finite(loss: torch.Tensor, parts: TrainParts, epoch: int, step: int) 
     return value.item()
 
 
-def _placeholder_batch(parts: TrainParts) -> tuple[torch.Tensor, torch.Tensor]:
-    # NOTE: every image of this batch was unreadable. Alone we could skip it, but under DDP
-    # the other processes are about to all-reduce gradients: run a zero-weighted dummy step.
-    model = parts.model.module if hasattr(parts.model, "module") else parts.model
-    in_chans = getattr(model, "in_chans", 3)
-    return torch.zeros(1, in_chans, 32, 32, device=parts.dist.device), torch.zeros(1, dtype=torch.long, device=parts.dist.device)
-
-
 def train_one_epoch(
     parts: TrainParts, loader: Iterable, epoch: int, *, global_step: int, progress: bool = True
 ) -> tuple[dict[str, float], int]:
@@ -79,31 +69,24 @@ def train_one_epoch(
     bar = tqdm(total=num_batches, desc=f"epoch {epoch}", disable=not (progress and parts.dist.is_main), leave=False)
     start = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    for i, (images, targets, skipped) in enumerate(loader):
+    task = parts.task
+    for i, (inputs, targets, skipped) in enumerate(loader):
         skipped_total += int(skipped)
-        if parts.mixup is not None and images.shape[0] % 2:
-            # timm's Mixup pairs images up; a skipped unreadable image can leave the batch odd
-            images, targets = images[:-1], targets[:-1]
-        empty = images.numel() == 0
-        if empty and not parts.dist.distributed:
+        inputs, targets = task.to_device(inputs, targets, device)
+        n = task.batch_len(inputs)
+        if n == 0 and not parts.dist.distributed:
             continue
-        if empty:
-            images, targets = _placeholder_batch(parts)
-        else:
-            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        n = 0 if empty else images.shape[0]
-        if parts.mixup is not None and not empty:
-            images, targets = parts.mixup(images, targets)
+        if n == 0:
+            # NOTE: every image of this batch was unreadable. Alone we could skip it, but under DDP
+            # the other processes are about to all-reduce gradients: run a zero-weighted dummy step.
+            inputs, targets = task.placeholder_batch(_bare(model), device)
         last_micro = (i + 1) % parts.accum_steps == 0 or i + 1 == num_batches
         sync = contextlib.nullcontext() if last_micro or not parts.dist.distributed else model.no_sync()
         with sync:
             with autocast(device, parts.amp_dtype):
-                logits = model(images)
-                teacher_logits = None
-                if parts.teacher is not None and not empty:
-                    with torch.no_grad():
-                        teacher_logits = parts.teacher(images)
-                loss = parts.criterion(logits, targets, teacher_logits) if not empty else logits.sum() * 0.0
+                loss = task.loss(model, inputs, targets)
+                if n == 0:
+                    loss = loss * 0.0
             value = _check_finite(loss, parts, epoch, i)
             scaled = loss / parts.accum_steps
             (parts.scaler.scale(scaled) if parts.scaler is not None else scaled).backward()
@@ -115,7 +98,7 @@ def train_one_epoch(
             _optimizer_step(parts)
             global_step += 1
             if parts.ema is not None:
-                parts.ema.update(model.module if hasattr(model, "module") else model, step=global_step)
+                parts.ema.update(_bare(model), step=global_step)
         rate = seen * parts.dist.world_size / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix(loss=f"{value:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}", img_s=f"{rate:.0f}", refresh=False)
         bar.update(1)
@@ -132,6 +115,11 @@ def train_one_epoch(
         "epoch_time_s": elapsed,
     }
     return metrics, global_step
+
+
+def _bare(model: nn.Module) -> nn.Module:
+    """The model inside a DDP wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
 
 
 def _optimizer_step(parts: TrainParts) -> None:

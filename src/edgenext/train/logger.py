@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-_logger = logging.getLogger("edgenext")
+log = logging.getLogger(__name__)
 
 LOG_FILE = "log.jsonl"
 CURVES_FILE = "curves.png"
@@ -24,10 +24,12 @@ def read_log(output_dir: Path) -> list[dict[str, Any]]:
 class RunLogger:
     """Writes one record per epoch (rank 0 only; other processes pass ``enabled=False``)."""
 
-    def __init__(self, output_dir: Path, *, enabled: bool = True, tensorboard: bool = True, plot: bool = True) -> None:
+    def __init__(self, output_dir: Path, *, enabled: bool = True, tensorboard: bool = True, plot: bool = True,
+                 metric_keys: tuple[str, ...] = ("top1", "top5")) -> None:
         self.output_dir = Path(output_dir)
         self.enabled = enabled
         self.plot = plot
+        self.metric_keys = metric_keys  # the task's validation metrics, drawn in the second panel
         self.writer = None
         if enabled and tensorboard:
             try:
@@ -35,7 +37,7 @@ class RunLogger:
 
                 self.writer = SummaryWriter(log_dir=str(self.output_dir / "tensorboard"))
             except ImportError:
-                _logger.warning("tensorboard is not installed: no TensorBoard scalars (pip install tensorboard)")
+                log.warning("tensorboard is not installed: no TensorBoard scalars (pip install tensorboard)")
 
     def truncate(self, first_epoch: int) -> None:
         """Drop records of epochs >= ``first_epoch`` (written after the checkpoint a resumed run starts from)."""
@@ -57,15 +59,15 @@ class RunLogger:
                     self.writer.add_scalar(key, value, record["epoch"])
             self.writer.flush()
         if self.plot:
-            plot_curves(read_log(self.output_dir), self.output_dir / CURVES_FILE)
+            plot_curves(read_log(self.output_dir), self.output_dir / CURVES_FILE, metric_keys=self.metric_keys)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def plot_curves(records: list[dict[str, Any]], path: Path) -> Optional[Path]:
-    """Loss and top-1 per epoch (model and EMA) in two panels; rewritten whole each time."""
+def plot_curves(records: list[dict[str, Any]], path: Path, *, metric_keys: tuple[str, ...] = ("top1", "top5")) -> Optional[Path]:
+    """Losses, and the task's validation metrics (model and EMA), per epoch in two panels; rewritten whole each time."""
     if not records:
         return None
     try:
@@ -74,18 +76,19 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> Optional[Path]:
         matplotlib.use("Agg")  # files only: no display needed
         import matplotlib.pyplot as plt
     except ImportError:
-        _logger.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
+        log.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
         return None
     epochs = [r["epoch"] + 1 for r in records]  # 1-based, as the console reports them
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (("train_loss", "train"), ("val_loss", "val"), ("ema_val_loss", "val (EMA)")):
         if any(key in r for r in records):
             ax_loss.plot(epochs, [r.get(key, float("nan")) for r in records], marker=".", label=label)
-    for key, label in (("val_top1", "val top-1"), ("ema_val_top1", "val top-1 (EMA)"), ("val_top5", "val top-5")):
-        if any(key in r for r in records):
-            ax_acc.plot(epochs, [r.get(key, float("nan")) for r in records], marker=".", label=label)
+    for name in metric_keys:
+        for key, label in ((f"val_{name}", f"val {name}"), (f"ema_val_{name}", f"val {name} (EMA)")):
+            if any(key in r for r in records):
+                ax_acc.plot(epochs, [r.get(key, float("nan")) for r in records], marker=".", label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="%", title="accuracy")
+    ax_acc.set(xlabel="epoch", title="validation")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional, Sequence
 
 import torch
 from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 
-def param_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] = ()) -> list[dict]:
-    """Two groups: decayed weights, and the exempt ones (norms, biases, layer scales, temperatures).
+LrScales = Sequence[tuple[Sequence[str], float]]
+
+
+def param_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] = (), *,
+                 lr_scales: Optional[LrScales] = None) -> list[dict]:
+    """Decayed weights and the exempt ones (norms, biases, layer scales, temperatures), per lr factor.
 
     Every 0-d / 1-d parameter (norm weights, biases, layer scales) is exempt, plus the names
     the model lists in ``no_weight_decay()`` (EdgeNeXt: ``gamma``, ``gamma_xca``, and the XCA
-    ``temperature``, which is 3-d) and those in ``skip``.
+    ``temperature``, which is 3-d) and those in ``skip``. ``lr_scales`` gives parameter-name
+    prefixes and their lr factor (``[(("head.",), 10.0)]``); a group then carries ``lr_scale``,
+    which ``build_optimizer`` multiplies into its lr. Frozen parameters are left out.
     """
     named_skip = set(skip)
     if hasattr(model, "no_weight_decay"):
         named_skip |= set(model.no_weight_decay())
-    decay, no_decay = [], []
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim <= 1 or name in named_skip or name.endswith(".bias"):
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        exempt = param.ndim <= 1 or name in named_skip or name.endswith(".bias")
+        scale = next((f for prefixes, f in (lr_scales or ()) if name.startswith(tuple(prefixes))), 1.0)
+        groups.setdefault((scale, exempt), []).append(param)
+    out = []
+    for (scale, exempt), params in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        group = {"params": params, "weight_decay": 0.0 if exempt else weight_decay}
+        if scale != 1.0:
+            group["lr_scale"] = scale
+        out.append(group)
+    return out
 
 
 def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 4096) -> float:
@@ -39,9 +47,15 @@ def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 4096) -> floa
 
 
 def build_optimizer(
-    model: nn.Module, *, lr: float, weight_decay: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999)
+    model: nn.Module, *, lr: float, weight_decay: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
+    lr_scales: Optional[LrScales] = None,
 ) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, eps=eps, betas=tuple(betas))
+    """AdamW over ``param_groups``; a group's ``lr_scale`` multiplies its lr (the schedule scales each group alike)."""
+    groups = param_groups(model, weight_decay, lr_scales=lr_scales)
+    for group in groups:
+        if "lr_scale" in group:
+            group["lr"] = lr * group.pop("lr_scale")
+    return torch.optim.AdamW(groups, lr=lr, eps=eps, betas=tuple(betas))
 
 
 def build_scheduler(

@@ -1,4 +1,8 @@
-"""``fit``: a whole training run from a ``TrainConfig``: what ``edgenext train`` calls."""
+"""``fit``: a whole training run from a ``TrainConfig`` and a ``Task``: what ``edgenext train`` calls.
+
+Nothing here knows which task it trains: the task builds the data, the model and the loss
+and evaluates; this module owns run folders, checkpoints, resume, DDP, EMA and logging.
+"""
 
 from __future__ import annotations
 
@@ -16,16 +20,7 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from ..models.weights import CheckpointError
-from .builders import (
-    amp_settings,
-    build_criterion,
-    build_datasets,
-    build_eval_loader,
-    build_mixup,
-    build_model,
-    build_teacher,
-    build_train_loader,
-)
+from .builders import amp_settings, build_eval_loader, build_train_loader
 from .checkpoint import (
     BEST,
     LAST,
@@ -38,11 +33,13 @@ from .checkpoint import (
 )
 from .config import DIGITS, TrainConfig, save_config
 from .distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, gather_objects, init_distributed
-from .engine import TrainParts, evaluate, train_one_epoch
+from .classify import ClassificationTask
+from .engine import TrainParts, train_one_epoch
 from .logger import CURVES_FILE, LOG_FILE, RunLogger
 from .optim import build_optimizer, build_scheduler, scaled_lr
+from .task import Task
 
-_logger = logging.getLogger("edgenext")
+log = logging.getLogger(__name__)
 
 RUNS_ROOT = Path("runs")
 
@@ -51,9 +48,34 @@ RUNS_ROOT = Path("runs")
 class FitResult:
     output_dir: Path
     best_checkpoint: Optional[Path]
-    best_top1: float
+    best_score: float  # the task's metric (val top-1 %, box mAP, mIoU) of best.pth
     best_epoch: int
+    metric: str = "top1"
     history: list[dict[str, Any]] = field(default_factory=list)
+    is_main: bool = True  # False on the other processes of a torchrun launch
+
+    @property
+    def best_top1(self) -> float:
+        """The classification name of ``best_score``."""
+        return self.best_score
+
+    @property
+    def log_file(self) -> Path:
+        return self.output_dir / LOG_FILE
+
+    @property
+    def curves_file(self) -> Path:
+        return self.output_dir / CURVES_FILE
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.output_dir / LAST
+
+    def summary(self) -> str:
+        """Where everything went and the best score: the one line a run ends with."""
+        best = f"best val {self.metric} {self.best_score:.4g} (epoch {self.best_epoch + 1}) in {self.best_checkpoint}" \
+            if self.best_checkpoint is not None else "no best checkpoint"
+        return f"done: {best}; last checkpoint {self.last_checkpoint}; curves {self.curves_file}; log {self.log_file}"
 
 
 def seed_all(seed: int) -> None:
@@ -87,18 +109,36 @@ def resolve_output(cfg: TrainConfig) -> tuple[Path, Optional[Path]]:
             return found, find_checkpoint(found)
     if cfg.resume is True:
         raise ValueError("--resume without --output: found no unfinished run of this command under runs/")
-    return RUNS_ROOT / f"{run_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}", None
+    return _fresh_folder(RUNS_ROOT / f"{run_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"), None
 
 
-def fit(cfg: TrainConfig) -> FitResult:
-    """Train (and evaluate every epoch) as ``cfg`` says; in a ``torchrun`` launch, as one of its processes."""
+def _fresh_folder(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``...: two runs started in the same second never share a folder."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def fit(cfg: TrainConfig, task: Optional[Task] = None) -> FitResult:
+    """Train (and evaluate every epoch) as ``cfg`` says; in a ``torchrun`` launch, as one of its processes.
+
+    ``task`` defaults to classification; ``edgenext.tasks.build_task(cfg)`` gives the one ``cfg.task`` names.
+    Everything that can be checked (config values, model name, data paths) is checked before anything
+    is written.
+    """
     cfg.validate()
+    task = task if task is not None else ClassificationTask(cfg)
+    if task.name != cfg.task:
+        raise ValueError(f"config task {cfg.task!r} but a {task.name!r} task was given")
+    task.check()
     info = init_distributed(cfg.device)
     threads = torch.get_num_threads()
     try:
         if info.device.type == "cpu":
             torch.set_num_threads(cpu_threads(cfg.threads, cfg.workers))
-        return _fit(cfg, info)
+        return _fit(cfg, task, info)
     finally:
         torch.set_num_threads(threads)
         cleanup_distributed()
@@ -119,68 +159,82 @@ def cpu_threads(requested: Optional[int], workers: int) -> int:
     return max(1, cores - workers)
 
 
-def _fit(cfg: TrainConfig, info: DistInfo) -> FitResult:
+def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
+    seed_all(cfg.seed)  # same initial weights on every process
+    data = task.build_data()  # before the run folder exists: bad data leaves nothing behind
+    class_names = data.class_names
     out, ckpt_path = broadcast_object(resolve_output(cfg) if info.is_main else None, info)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-        _logger.info("run folder: %s%s", out, f" (resuming from {ckpt_path})" if ckpt_path else "")
+        log.info("run folder: %s%s", out, f" (resuming from {ckpt_path})" if ckpt_path else "")
+        for key, value in data.info.items():
+            log.info("%s: %s", key, value)
     state = load_training_checkpoint(ckpt_path) if ckpt_path else None
-
-    seed_all(cfg.seed)  # same initial weights on every process
-    train_set, val_set, class_names = build_datasets(cfg)
     if state is not None and list(state.get("class_names", class_names)) != class_names:
         raise CheckpointError(f"{ckpt_path}: trained on other classes than the data now given; use --finetune to start from it")
-    model = build_model(cfg, len(class_names), load_finetune=state is None).to(info.device)
+    seed_all(cfg.seed)
+    model = task.build_model(len(class_names), load_finetune=state is None).to(info.device)
+    if info.distributed and _has_batchnorm(model):
+        # NOTE: per-process BatchNorm statistics over small dense-task batches are noisy; sync them.
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=cfg.ema_warmup) if cfg.ema else None
     global_batch = cfg.batch_size * cfg.accum_steps * info.world_size
     lr = cfg.lr if cfg.lr is not None else scaled_lr(cfg.base_lr, global_batch, cfg.base_batch)
-    optimizer = build_optimizer(model, lr=lr, weight_decay=cfg.weight_decay, eps=cfg.opt_eps, betas=cfg.betas)
+    optimizer = build_optimizer(model, lr=lr, weight_decay=cfg.weight_decay, eps=cfg.opt_eps, betas=cfg.betas,
+                                lr_scales=task.param_groups(model))
     scheduler = build_scheduler(optimizer, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, min_lr=cfg.min_lr,
                                 warmup_lr=cfg.warmup_lr)
     amp_dtype, scaler = amp_settings(cfg, info.device)
-    train_loader, sampler = build_train_loader(cfg, train_set, info)
-    val_loader = build_eval_loader(cfg, val_set, info)
+    train_loader, sampler = build_train_loader(cfg, data.train, info, collate=data.collate, multiple_of=task.batch_multiple())
+    val_loader = build_eval_loader(cfg, data.val, info, collate=data.collate)
     ddp = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None) if info.distributed else model
-    parts = TrainParts(
-        model=ddp, optimizer=optimizer, scheduler=scheduler, criterion=build_criterion(cfg), dist=info,
-        amp_dtype=amp_dtype, scaler=scaler, ema=ema, mixup=build_mixup(cfg, len(class_names)),
-        teacher=build_teacher(cfg, len(class_names), info.device), accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad,
-    )
-    start_epoch, global_step, best = 0, 0, {"top1": -1.0, "epoch": -1, "source": "model"}
+    task.prepare(len(class_names), info.device)
+    parts = TrainParts(model=ddp, optimizer=optimizer, scheduler=scheduler, task=task, dist=info, amp_dtype=amp_dtype,
+                       scaler=scaler, ema=ema, accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad)
+    start_epoch, global_step, best = 0, 0, {"score": float("-inf"), "epoch": -1, "source": "model"}
     if state is not None:
         start_epoch, global_step, best = _restore(state, parts, model, sampler, info)
     else:
         seed_all(cfg.seed + info.rank)  # distinct augmentation / drop-path streams per process
-    logger = RunLogger(out, enabled=info.is_main, tensorboard=cfg.tensorboard, plot=cfg.plot)
+    logger = RunLogger(out, enabled=info.is_main, tensorboard=cfg.tensorboard, plot=cfg.plot,
+                       metric_keys=tuple(k for k in task.log_keys if k != "loss"))
     logger.truncate(start_epoch)
     if info.is_main:
-        _logger.info("%s: %d classes, %d train / %d val images, global batch %d, lr %.3g, %d epochs, device %s x%d",
-                     cfg.model, len(class_names), len(train_set), len(val_set), global_batch, lr, cfg.epochs,
-                     info.device, info.world_size)
+        log.info("%s %s: %d classes, %d train / %d val images, global batch %d, lr %.3g, %d epochs, device %s x%d",
+                 task.name, cfg.model, len(class_names), len(data.train), len(data.val), global_batch, lr, cfg.epochs,
+                 info.device, info.world_size)
     history: list[dict[str, Any]] = []
     try:
         for epoch in range(start_epoch, cfg.epochs):
             sampler.set_epoch(epoch)
             train_metrics, global_step = train_one_epoch(parts, train_loader, epoch, global_step=global_step, progress=cfg.progress)
-            record = {"epoch": epoch, **train_metrics, **_validate(cfg, parts, model, val_loader)}
+            record = {"epoch": epoch, **train_metrics, **_validate(task, parts, model, val_loader)}
             history.append(record)
             best = _save_epoch(out, cfg, parts, model, sampler, record, best, global_step, class_names, logger)
     finally:
         logger.close()
     best_path = out / BEST if (out / BEST).is_file() else None
+    result = FitResult(output_dir=out, best_checkpoint=best_path, best_score=best["score"], best_epoch=best["epoch"],
+                       metric=task.metric, history=history, is_main=info.is_main)
     if info.is_main:
-        _logger.info("done: best val top-1 %.2f%% (epoch %d, %s weights) in %s; last checkpoint %s; curves %s; log %s",
-                     best["top1"], best["epoch"] + 1, best["source"], best_path, out / LAST, out / CURVES_FILE, out / LOG_FILE)
-    return FitResult(output_dir=out, best_checkpoint=best_path, best_top1=best["top1"], best_epoch=best["epoch"], history=history)
+        log.info("%s", result.summary())
+    return result
 
 
-def _validate(cfg: TrainConfig, parts: TrainParts, model: torch.nn.Module, loader) -> dict[str, float]:
-    val = evaluate(model, loader, device=parts.dist.device, dist=parts.dist, amp_dtype=parts.amp_dtype)
-    out = {"val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"], "val_skipped": val["skipped"]}
+def _has_batchnorm(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _validate(task: Task, parts: TrainParts, model: torch.nn.Module, loader) -> dict[str, float]:
+    """The task's metrics of the weights and of their EMA, as ``val_<key>`` / ``ema_val_<key>``."""
+    info = parts.dist
+    val = task.evaluate(model, loader, device=info.device, dist=info, amp_dtype=parts.amp_dtype)
+    out = {f"val_{k}": float(val[k]) for k in task.log_keys}
+    out["val_skipped"] = int(val.get("skipped", 0))
     if parts.ema is not None:
-        ema = evaluate(parts.ema.module, loader, device=parts.dist.device, dist=parts.dist, amp_dtype=parts.amp_dtype)
-        out.update(ema_val_top1=ema["top1"], ema_val_top5=ema["top5"], ema_val_loss=ema["loss"])
+        ema = task.evaluate(parts.ema.module, loader, device=info.device, dist=info, amp_dtype=parts.amp_dtype)
+        out.update({f"ema_val_{k}": float(ema[k]) for k in task.log_keys})
     return out
 
 
@@ -196,10 +250,13 @@ def _restore(state: dict, parts: TrainParts, model, sampler, info: DistInfo) -> 
     if len(rng) == info.world_size:
         restore_rng_state(rng[info.rank])
     else:
-        _logger.warning("checkpoint was written by %d process(es), this run has %d: random streams are re-seeded, "
+        log.warning("checkpoint was written by %d process(es), this run has %d: random streams are re-seeded, "
                         "so the continuation is not bit-exact", len(rng), info.world_size)
         seed_all(int(state["epoch"]) * 1000 + info.rank)
-    return int(state["epoch"]) + 1, int(state["global_step"]), dict(state["best"])
+    best = dict(state["best"])
+    if "score" not in best:  # checkpoints written before the task seam named it top1
+        best["score"] = best.pop("top1")
+    return int(state["epoch"]) + 1, int(state["global_step"]), best
 
 
 def _save_epoch(out: Path, cfg: TrainConfig, parts: TrainParts, model, sampler, record: dict, best: dict,
@@ -207,19 +264,20 @@ def _save_epoch(out: Path, cfg: TrainConfig, parts: TrainParts, model, sampler, 
     """Log the epoch, then write best.pth (if improved) and last.pth, atomically, on rank 0."""
     info = parts.dist
     epoch = record["epoch"]
-    score, source = record["val_top1"], "model"
-    if parts.ema is not None and record["ema_val_top1"] > score:
-        score, source = record["ema_val_top1"], "ema"
-    improved = score > best["top1"]
+    metric = parts.task.metric
+    score, source = record[f"val_{metric}"], "model"
+    if parts.ema is not None and record[f"ema_val_{metric}"] > score:
+        score, source = record[f"ema_val_{metric}"], "ema"
+    improved = score > best["score"]
     if improved:
-        best = {"top1": score, "epoch": epoch, "source": source}
+        best = {"score": score, "epoch": epoch, "source": source, "metric": metric}
     rng = gather_objects(capture_rng_state(), info)  # every process's streams, for an exact resume
     if info.is_main:
         logger.log_epoch(record)
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         ema_weights = {k: v.detach().cpu() for k, v in parts.ema.module.state_dict().items()} if parts.ema is not None else None
         meta = {"epoch": epoch, "config": cfg.to_dict(), "class_names": class_names, "model_name": cfg.model,
-                "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
+                "task": cfg.task, "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
         if improved:
             # the best-scoring weights alone, under "model": what eval / predict / --finetune load
             atomic_save({**meta, "model": ema_weights if source == "ema" else weights, "source": source}, out / BEST)
@@ -229,11 +287,9 @@ def _save_epoch(out: Path, cfg: TrainConfig, parts: TrainParts, model, sampler, 
              "sampler": sampler.state_dict(), "rng": rng, "best": best},
             out / LAST,
         )
-        ema_part = f", EMA {record['ema_val_top1']:.2f}%" if "ema_val_top1" in record else ""
         skipped = record["train_skipped"] + record["val_skipped"]
-        _logger.info("epoch %d/%d: train loss %.4f, val loss %.4f, val top-1 %.2f%%%s, top-5 %.2f%%, lr %.2e, %.0f img/s%s",
-                     epoch + 1, cfg.epochs, record["train_loss"], record["val_loss"], record["val_top1"], ema_part,
-                     record["val_top5"], record["lr"], record["images_per_s"],
-                     f", {skipped} unreadable image(s) skipped" if skipped else "")
+        log.info("epoch %d/%d: train loss %.4f, %s, lr %.2e, %.0f img/s%s", epoch + 1, cfg.epochs, record["train_loss"],
+                 parts.task.describe(record), record["lr"], record["images_per_s"],
+                 f", {skipped} unreadable image(s) skipped" if skipped else "")
     barrier(info)
     return best

@@ -5,7 +5,8 @@ channels-last inside each block and back (two copies per block). These modules k
 activation ``(B, H, W, C)`` contiguous from the stem to the head instead: a depth-wise conv
 sees ``x.permute(0, 3, 1, 2)``, which is a channels-last *view*, and its channels-last output
 permutes back for free, so the norms and linears never wait for a copy. Layer scales, norm
-affines and BatchNorms are already folded into the weights (see ``fold.py``).
+affines and BatchNorms are already folded into the weights (see ``fold.py``); ``convert.py``
+builds these modules.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..models.layers import PositionalEncodingFourier
+from ...models.layers import PositionalEncodingFourier
 
 # F.normalize divides by max(||x||, eps) with this eps; the fused XCA keeps the same guard.
 _NORMALIZE_EPS = 1e-12
@@ -131,18 +132,18 @@ class FusedPosEmbed(nn.Module):
     check: exported graphs have static spatial sizes and keep exactly one of the two paths).
     """
 
-    def __init__(self, pos: PositionalEncodingFourier, map_hw: Optional[tuple[int, int]]) -> None:
+    def __init__(self, pos: PositionalEncodingFourier, map_size: Optional[tuple[int, int]]) -> None:
         super().__init__()
         self.pos = pos
-        self.map_hw = map_hw
-        table = self._compute(*map_hw) if map_hw is not None else torch.zeros(0)
+        self.map_size = map_size
+        table = self._compute(*map_size) if map_size is not None else torch.zeros(0)
         self.register_buffer("table", table, persistent=False)
 
     def _compute(self, height: int, width: int) -> torch.Tensor:
         return self.pos(height, width).flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
 
     def forward(self, height: int, width: int) -> torch.Tensor:
-        if self.map_hw is not None and (height, width) == self.map_hw:
+        if self.map_size is not None and (height, width) == self.map_size:
             return self.table
         return self._compute(height, width)
 

@@ -19,7 +19,7 @@ import logging
 import torch
 from torch import nn
 
-from .fused import FusedMlp
+from .modules import FusedMlp
 
 log = logging.getLogger(__name__)
 

@@ -7,21 +7,21 @@ What is folded (all exact up to fp32 rounding):
   * eval-mode BatchNorms (the ``_bn_hs`` variants) entirely: after a conv into the conv
     (stem, depth-wise), before a Linear/unpadded conv into it (fc1, downsampling, head);
   * the positional encoding, precomputed for ``input_size`` when one is given;
-  * the training layout: activations stay channels-last end to end (see ``fused.py``).
+  * the training layout: activations stay channels-last end to end (see ``modules.py``).
 The training modules are not touched: ``fuse`` copies what it needs.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 from torch import nn
 
-from ..models.blocks import ConvEncoder, SDTAEncoder
-from ..models.edgenext import EdgeNeXt, EdgeNeXtStage, input_hw, stage_map_sizes
-from ..models.layers import LAYERNORM_EPS
+from ...models.blocks import ConvEncoder, SDTAEncoder
+from ...models.edgenext import EdgeNeXt, EdgeNeXtStage, InputSize, input_hw, stage_map_sizes
+from ...models.layers import LAYERNORM_EPS
 from .fold import (
     conv_with_input_affine,
     conv_with_output_affine,
@@ -30,7 +30,7 @@ from .fold import (
     linear_with_output_scale,
     norm_affine,
 )
-from .fused import (
+from .modules import (
     ChannelAffine,
     FusedConvBlock,
     FusedDownsample,
@@ -42,8 +42,6 @@ from .fused import (
     FusedStem,
     FusedXCA,
 )
-
-InputSize = Union[int, tuple[int, int], None]
 
 
 def _bare_norm(norm: nn.Module) -> nn.Module:
@@ -80,7 +78,7 @@ def _fuse_conv_block(block: ConvEncoder) -> FusedConvBlock:
     return FusedConvBlock(conv_with_output_affine(block.conv_dw, None), norm, mlp)
 
 
-def _fuse_sdta(block: SDTAEncoder, map_hw: Optional[tuple[int, int]]) -> FusedSDTA:
+def _fuse_sdta(block: SDTAEncoder, map_size: Optional[tuple[int, int]]) -> FusedSDTA:
     qkv = block.xca.qkv
     if block.xca_norm_shortcut:
         # The normalised tokens are also the residual: the norm cannot move into qkv.
@@ -91,20 +89,20 @@ def _fuse_sdta(block: SDTAEncoder, map_hw: Optional[tuple[int, int]]) -> FusedSD
         qkv = linear_with_input_affine(qkv, norm_affine(block.norm_xca))
     proj = linear_with_output_scale(block.xca.proj, block.gamma_xca)
     xca = FusedXCA(qkv, block.xca.temperature, proj, block.xca.num_heads)
-    pos = FusedPosEmbed(copy.deepcopy(block.pos_embd), map_hw) if block.pos_embd is not None else None
+    pos = FusedPosEmbed(copy.deepcopy(block.pos_embd), map_size) if block.pos_embd is not None else None
     norm, mlp = _mlp(block.norm, block)
     convs = [conv_with_output_affine(c, None) for c in block.convs]
     return FusedSDTA(convs, block.width, block.passthrough, pre_norm, pos, xca_norm, xca, norm, mlp)
 
 
-def _fuse_stage(stage: EdgeNeXtStage, map_hw: Optional[tuple[int, int]]) -> nn.Sequential:
+def _fuse_stage(stage: EdgeNeXtStage, map_size: Optional[tuple[int, int]]) -> nn.Sequential:
     layers: list[nn.Module] = []
     if isinstance(stage.downsample, nn.Sequential):
         norm, conv = stage.downsample[0], stage.downsample[1]
         layers.append(FusedDownsample(_bare_norm(norm), conv_with_input_affine(conv, norm_affine(norm))))
     for block in stage.blocks:
         if isinstance(block, SDTAEncoder):
-            layers.append(_fuse_sdta(block, map_hw))
+            layers.append(_fuse_sdta(block, map_size))
         elif isinstance(block, ConvEncoder):
             layers.append(_fuse_conv_block(block))
         else:
@@ -128,12 +126,8 @@ def _fuse_head(model: EdgeNeXt) -> FusedHead:
     return FusedHead(_bare_norm(head.norm), fc)
 
 
-def _hw(input_size: InputSize) -> Optional[tuple[int, int]]:
-    return None if input_size is None else input_hw(input_size)
-
-
 @torch.no_grad()
-def fuse(model: nn.Module, input_size: InputSize = None) -> FusedEdgeNeXt:
+def fuse(model: nn.Module, input_size: Optional[InputSize] = None) -> FusedEdgeNeXt:
     """An inference-only copy of ``model`` (an ``EdgeNeXt``) with the same outputs (within 1e-5).
 
     ``input_size`` (int or (H, W)) precomputes the positional encoding for that size; other
@@ -142,12 +136,12 @@ def fuse(model: nn.Module, input_size: InputSize = None) -> FusedEdgeNeXt:
     """
     if not isinstance(model, EdgeNeXt):
         raise ValueError(f"fuse expects an EdgeNeXt classifier (from create_model), got {type(model).__name__}")
-    hw = _hw(input_size)
-    sizes = stage_map_sizes(hw, len(model.stages)) if hw is not None else [None] * len(model.stages)
+    size = input_hw(input_size) if input_size is not None else None
+    sizes = stage_map_sizes(size, len(model.stages)) if size is not None else [None] * len(model.stages)
     stages = nn.Sequential(*(_fuse_stage(stage, sizes[i]) for i, stage in enumerate(model.stages)))
     fused = FusedEdgeNeXt(
         _fuse_stem(model.stem), stages, _fuse_head(model),
-        in_chans=model.in_chans, num_classes=model.num_classes, pretrained_cfg=model.pretrained_cfg, input_size=hw,
+        in_chans=model.in_chans, num_classes=model.num_classes, pretrained_cfg=model.pretrained_cfg, input_size=size,
     )
     fused.eval()
     for p in fused.parameters():

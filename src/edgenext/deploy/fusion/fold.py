@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..models.layers import BatchNormLast, LayerNorm2d
+from ...models.layers import BatchNormLast, LayerNorm2d
 
 Affine = tuple[torch.Tensor, torch.Tensor]  # (scale, shift), each (C,)
 
