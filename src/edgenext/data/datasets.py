@@ -135,6 +135,28 @@ class ImageFolderDataset(ImageFolder):
         return self.per_size_transform(img, size), target
 
 
+def digits_split(split: str = "train", *, val_fraction: float = 0.2, split_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One side of the fixed, seeded, stratified train/val split of scikit-learn's ``load_digits``.
+
+    Returns ``(images, labels)``: ``images`` of shape ``(N, 8, 8)`` with the raw values 0..16,
+    ``labels`` of shape ``(N,)``, both in ``load_digits`` order. Every user of the digits (the
+    classification demo, the digit scenes) takes this split, so no validation digit is ever trained on.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "val"):
+        raise ValueError(f"digits split must be 'train' or 'val', got {split!r}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    digits = load_digits()
+    train_idx, val_idx = train_test_split(
+        np.arange(len(digits.target)), test_size=val_fraction, random_state=split_seed, stratify=digits.target
+    )
+    keep = np.sort(train_idx if split == "train" else val_idx)
+    return digits.images[keep], digits.target[keep]
+
+
 class DigitsDataset(Dataset):
     """scikit-learn's ``load_digits`` (1,797 real 8x8 handwritten digits) as RGB images.
 
@@ -151,26 +173,15 @@ class DigitsDataset(Dataset):
         val_fraction: float = 0.2,
         split_seed: int = 0,
     ) -> None:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        if split not in ("train", "val"):
-            raise ValueError(f"digits split must be 'train' or 'val', got {split!r}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        images, labels = digits_split(split, val_fraction=val_fraction, split_seed=split_seed)
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8 (the digits are 8x8), got {image_size}")
-        digits = load_digits()
-        train_idx, val_idx = train_test_split(
-            np.arange(len(digits.target)), test_size=val_fraction, random_state=split_seed, stratify=digits.target
-        )
-        keep = np.sort(train_idx if split == "train" else val_idx)
         # pixel values are 0..16 (counts of set bits in 4x4 blocks of the original scans)
-        pixels = (digits.images[keep] * (255.0 / 16.0)).round().astype(np.uint8)
+        pixels = (images * (255.0 / 16.0)).round().astype(np.uint8)
         self.images = [
             Image.fromarray(p, mode="L").resize((image_size, image_size), Image.BICUBIC).convert("RGB") for p in pixels
         ]
-        self.targets = [int(t) for t in digits.target[keep]]
+        self.targets = [int(t) for t in labels]
         self.class_names = [str(c) for c in range(10)]
         self.transform = _PerSizeTransform(transform_factory, image_size)
 

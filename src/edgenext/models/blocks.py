@@ -21,7 +21,11 @@ def _layer_scale(dim: int, init: float) -> Optional[nn.Parameter]:
 
 
 class ConvEncoder(nn.Module):
-    """Convolution encoder: depth-wise kxk conv -> norm -> MLP -> layer scale -> residual."""
+    """Convolution encoder: depth-wise kxk conv -> norm -> MLP -> layer scale -> residual.
+
+    ``dilation`` > 1 spaces the depth-wise taps (output stride below 32); the padding grows
+    with it so the map size is kept, and the weights are the same.
+    """
 
     def __init__(
         self,
@@ -34,9 +38,12 @@ class ConvEncoder(nn.Module):
         conv_bias: bool = True,
         layer_scale_init: float = 1e-6,
         drop_path: float = 0.0,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
-        self.conv_dw = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=conv_bias)
+        self.conv_dw = nn.Conv2d(
+            dim, dim, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation, groups=dim, bias=conv_bias
+        )
         self.norm = make_norm(norm_layer, dim, channels_last=True)
         self.mlp = Mlp(dim, int(expand_ratio * dim), act_layer)
         self.gamma = _layer_scale(dim, layer_scale_init)
@@ -80,6 +87,7 @@ class SDTAEncoder(nn.Module):
 
     ``xca_norm_shortcut`` reproduces the released BatchNorm variants: the tokens are normalised
     *before* the positional encoding and the XCA's residual starts from the normalised tokens.
+    ``dilation`` > 1 dilates the split convs (output stride below 32), keeping the map size.
     """
 
     def __init__(
@@ -98,6 +106,7 @@ class SDTAEncoder(nn.Module):
         proj_drop: float = 0.0,
         layer_scale_init: float = 1e-6,
         drop_path: float = 0.0,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         widths = split_widths(dim, scales)
@@ -105,7 +114,8 @@ class SDTAEncoder(nn.Module):
         self.num_convs = max(len(widths) - 1, 1)
         self.passthrough = len(widths) > 1
         self.convs = nn.ModuleList(
-            nn.Conv2d(self.width, self.width, kernel_size=3, padding=1, groups=self.width) for _ in range(self.num_convs)
+            nn.Conv2d(self.width, self.width, kernel_size=3, padding=dilation, dilation=dilation, groups=self.width)
+            for _ in range(self.num_convs)
         )
         self.pos_embd = PositionalEncodingFourier(dim=dim) if use_pos_embed else None
         self.xca_norm_shortcut = xca_norm_shortcut

@@ -15,9 +15,10 @@ from torch.utils.checkpoint import checkpoint
 
 from ..constants import DEFAULT_PRETRAINED_CFG
 from .blocks import ConvEncoder, SDTAEncoder
-from .layers import ActLayer, NormName, make_norm
+from .layers import ActLayer, NormName, RightPaddedConv2d, make_norm
 
 MIN_INPUT_SIZE = 32
+OUTPUT_STRIDES = (8, 16, 32)
 
 InputSize = Union[int, tuple[int, int]]
 
@@ -30,15 +31,29 @@ def input_hw(input_size: InputSize) -> tuple[int, int]:
     return hw
 
 
-def stage_map_sizes(input_size: InputSize, num_stages: int = 4) -> list[tuple[int, int]]:
-    """Map size of each stage: the 4x4 stem and each 2x2 downsampling floor the size."""
+def stage_map_sizes(input_size: InputSize, num_stages: int = 4, output_stride: int = 32) -> list[tuple[int, int]]:
+    """Map size of each stage: the 4x4 stem and each 2x2 downsampling floor the size; a
+    downsampling turned into stride 1 by ``output_stride`` keeps it."""
     h, w = input_hw(input_size)
     h, w = h // 4, w // 4
     sizes = [(h, w)]
-    for _ in range(num_stages - 1):
-        h, w = h // 2, w // 2
+    for stride in stage_strides(num_stages, output_stride)[1:]:
+        h, w = h // stride, w // stride
         sizes.append((h, w))
     return sizes
+
+
+def stage_strides(num_stages: int, output_stride: int = 32) -> list[int]:
+    """Stride of each stage's downsampling (stage 0: the stem's 4): 2, or 1 where a stride of 2
+    would take the map below ``output_stride`` (8, 16 or 32)."""
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride={output_stride!r} is not supported: use one of {OUTPUT_STRIDES}")
+    strides, reduction = [4], 4
+    for _ in range(num_stages - 1):
+        stride = 2 if reduction * 2 <= output_stride else 1
+        reduction *= stride
+        strides.append(stride)
+    return strides
 
 
 def _is_tracing() -> bool:
@@ -62,7 +77,12 @@ def check_input(x: torch.Tensor, in_chans: int) -> None:
 
 
 class EdgeNeXtStage(nn.Module):
-    """Optional downsampling (norm + 2x2 conv, stride 2), conv encoders, then SDTA encoders."""
+    """Optional downsampling (norm + 2x2 conv, stride 2), conv encoders, then SDTA encoders.
+
+    ``stride=1`` (output stride below 32) keeps the map size: the 2x2 conv, dilated by
+    ``downsample_dilation``, reads its input padded on the right and bottom, and the blocks'
+    depth-wise convs are dilated by ``dilation``. The parameters are the same in both cases.
+    """
 
     def __init__(
         self,
@@ -82,14 +102,22 @@ class EdgeNeXtStage(nn.Module):
         norm_layer: NormName,
         conv_bias: bool,
         xca_norm_shortcut: bool,
+        stride: int = 2,
+        downsample_dilation: int = 1,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.grad_checkpointing = False
         if downsample:
-            self.downsample = nn.Sequential(
-                make_norm(norm_layer, in_dim, channels_last=False),
-                nn.Conv2d(in_dim, dim, kernel_size=2, stride=2, bias=conv_bias),
-            )
+            if stride == 2:
+                conv = nn.Conv2d(in_dim, dim, kernel_size=2, stride=2, bias=conv_bias)
+            else:
+                # NOTE: a 2x2 kernel at stride 1 needs one row and column more than the map has;
+                # padding only right/bottom (not both sides) keeps the size exact and keeps the
+                # stride-2 alignment: output (p) reads inputs p and p + d, so the even (at OS 8,
+                # every fourth) positions are where the stride-2 conv's outputs were.
+                conv = RightPaddedConv2d(in_dim, dim, kernel_size=2, dilation=downsample_dilation, bias=conv_bias)
+            self.downsample = nn.Sequential(make_norm(norm_layer, in_dim, channels_last=False), conv)
         else:
             self.downsample = nn.Identity()
         blocks: list[nn.Module] = []
@@ -103,13 +131,21 @@ class EdgeNeXtStage(nn.Module):
                         use_pos_embed=use_pos_embed,
                         xca_norm_shortcut=xca_norm_shortcut,
                         drop_path=drop_path_rates[j],
+                        dilation=dilation,
                         **block_kwargs,
                         **sdta_kwargs,
                     )
                 )
             else:
                 blocks.append(
-                    ConvEncoder(dim, kernel_size=kernel_size, conv_bias=conv_bias, drop_path=drop_path_rates[j], **block_kwargs)
+                    ConvEncoder(
+                        dim,
+                        kernel_size=kernel_size,
+                        conv_bias=conv_bias,
+                        drop_path=drop_path_rates[j],
+                        dilation=dilation,
+                        **block_kwargs,
+                    )
                 )
         self.blocks = nn.Sequential(*blocks)
 
@@ -170,6 +206,9 @@ class EdgeNeXt(nn.Module):
         xca_norm_shortcut: the BN variants' SDTA wiring (see ``SDTAEncoder``).
         qkv_bias, attn_drop, proj_drop: XCA options.
         head_init_scale: multiplies the initial classifier weights and bias.
+        output_stride: 32, or 16 / 8 for dense prediction: the downsamplings that would go
+            below it run at stride 1 and every depth-wise conv after them is dilated (by 2,
+            then 4), so the maps keep their size; same parameters, so ImageNet weights load.
     """
 
     def __init__(
@@ -197,12 +236,14 @@ class EdgeNeXt(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         head_init_scale: float = 1.0,
+        output_stride: int = 32,
     ) -> None:
         super().__init__()
         depths = tuple(int(d) for d in depths)
         n = len(depths)
         if n == 0 or min(depths) < 0:
             raise ValueError(f"depths={depths} must list a non-negative number of blocks for at least one stage")
+        strides = stage_strides(n, output_stride)
         dims = _per_stage("dims", dims, n)
         heads = _per_stage("heads", heads, n)
         kernel_sizes = _per_stage("kernel_sizes", kernel_sizes, n)
@@ -223,6 +264,7 @@ class EdgeNeXt(nn.Module):
         self.num_classes = num_classes
         self.num_features = dims[-1]
         self.drop_rate = drop_rate
+        self.output_stride = output_stride
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, dims[0], kernel_size=4, stride=4, bias=conv_bias),
             make_norm(norm_layer, dims[0], channels_last=False),
@@ -232,8 +274,14 @@ class EdgeNeXt(nn.Module):
         block_kwargs = dict(expand_ratio=expand_ratio, norm_layer=norm_layer, act_layer=act_layer, layer_scale_init=layer_scale_init)
         sdta_kwargs = dict(qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         stages = []
+        reductions, reduction, dilation = [], 1, 1
         for i in range(n):
             start = sum(depths[:i])
+            reduction *= strides[i]
+            reductions.append(reduction)
+            downsample_dilation = dilation
+            if i > 0 and strides[i] == 1:
+                dilation *= 2
             stage = EdgeNeXtStage(
                 dims[i - 1] if i else dims[0],
                 dims[i],
@@ -250,11 +298,14 @@ class EdgeNeXt(nn.Module):
                 norm_layer=norm_layer,
                 conv_bias=conv_bias,
                 xca_norm_shortcut=xca_norm_shortcut,
+                stride=strides[i],
+                downsample_dilation=downsample_dilation,
+                dilation=dilation,
             )
             stages.append(stage)
         self.stages = nn.Sequential(*stages)
         self.feature_info = [
-            dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}", stage=i) for i in range(n)
+            dict(num_chs=dims[i], reduction=reductions[i], module=f"stages.{i}", stage=i) for i in range(n)
         ]
         self.head = ClassifierHead(dims[-1], num_classes, norm_layer=norm_layer, norm_first=head_norm_first, drop_rate=drop_rate)
         self.pretrained_cfg: dict[str, Any] = dict(DEFAULT_PRETRAINED_CFG)
@@ -264,7 +315,7 @@ class EdgeNeXt(nn.Module):
             self.head.fc.bias.data.mul_(head_init_scale)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's map, ``(B, C, H/32, W/32)`` (before the head's norm)."""
+        """The last stage's map, ``(B, C, H/s, W/s)`` with s the output stride (before the head's norm)."""
         check_input(x, self.in_chans)
         return self.stages(self.stem(x))
 

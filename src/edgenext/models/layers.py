@@ -53,6 +53,22 @@ def make_norm(name: NormName, dim: int, *, channels_last: bool) -> nn.Module:
     raise ValueError(f"norm_layer={name!r} is not supported: use 'layernorm' or 'batchnorm'")
 
 
+class RightPaddedConv2d(nn.Conv2d):
+    """A stride-1 conv that zero-pads its input only on the right and bottom, by the span the
+    kernel needs beyond one pixel (``dilation * (kernel_size - 1)``), so the map keeps its size.
+
+    Used for the 2x2 downsampling conv at output stride 16 / 8: same parameters (names and
+    shapes) as the stride-2 ``nn.Conv2d`` it replaces.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, dilation: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=1, dilation=dilation, bias=bias)
+        self.pad = dilation * (kernel_size - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (0, self.pad, 0, self.pad)))
+
+
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "hardswish": nn.Hardswish,

@@ -72,7 +72,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
 
 
 def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, collate: Optional[Callable] = None,
-                       multiple_of: int = 1) -> tuple[DataLoader, MultiScaleBatchSampler]:
+                       multiple_of: int = 1, drop_last: bool = False) -> tuple[DataLoader, MultiScaleBatchSampler]:
     sampler = MultiScaleBatchSampler(
         len(dataset),
         cfg.batch_size,
@@ -82,6 +82,7 @@ def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, co
         rank=info.rank,
         world_size=info.world_size,
         multiple_of=multiple_of,
+        drop_last=drop_last,
     )
     # NOTE: no persistent workers: each epoch's workers take their seeds from the (checkpointed)
     # torch RNG, which is what makes a resumed run repeat the augmentations exactly.

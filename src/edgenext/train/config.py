@@ -88,6 +88,7 @@ class TrainConfig:
     base_batch: int = 4096
     min_lr: float = 1e-6
     warmup_epochs: float = 20.0
+    warmup_steps: Optional[int] = None  # warm-up in optimiser updates instead (ml-cvnets' dense recipes: 500)
     warmup_lr: float = 0.0
     weight_decay: float = 0.05
     head_lr_mult: float = 1.0  # lr factor of the task's head (not the backbone); 10 in the VOC recipe
@@ -137,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"distill_alpha must be in [0, 1] and distill_tau > 0, got {self.distill_alpha}, {self.distill_tau}")
         if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs={self.warmup_epochs} must be between 0 and epochs={self.epochs}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0 (or null: use warmup_epochs), got {self.warmup_steps}")
         if self.clip_grad is not None and self.clip_grad <= 0:
             raise ValueError(f"clip_grad must be positive (or null to disable), got {self.clip_grad}")
         if self.multi_scale and not self.scales:
@@ -165,7 +168,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _OPTIONAL_TYPES = {  # fields whose default is None, and what they hold when set
     "finetune": str, "train_dir": str, "val_dir": str, "train_ann": str, "val_ann": str, "train_masks": str,
     "val_masks": str, "train_limit": int, "val_limit": int, "threads": int, "rand_augment": str, "lr": float,
-    "clip_grad": float, "teacher": str, "backbone_weights": str, "teacher_weights": str, "output": str, "num_classes": int,
+    "clip_grad": float, "teacher": str, "backbone_weights": str, "teacher_weights": str, "output": str, "num_classes": int, "warmup_steps": int,
 }
 
 

@@ -7,6 +7,7 @@ and evaluates; this module owns run folders, checkpoints, resume, DDP, EMA and l
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -183,10 +184,11 @@ def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
     lr = cfg.lr if cfg.lr is not None else scaled_lr(cfg.base_lr, global_batch, cfg.base_batch)
     optimizer = build_optimizer(model, lr=lr, weight_decay=cfg.weight_decay, eps=cfg.opt_eps, betas=cfg.betas,
                                 lr_scales=task.param_groups(model))
-    scheduler = build_scheduler(optimizer, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, min_lr=cfg.min_lr,
-                                warmup_lr=cfg.warmup_lr)
     amp_dtype, scaler = amp_settings(cfg, info.device)
-    train_loader, sampler = build_train_loader(cfg, data.train, info, collate=data.collate, multiple_of=task.batch_multiple())
+    train_loader, sampler = build_train_loader(cfg, data.train, info, collate=data.collate, multiple_of=task.batch_multiple(),
+                                              drop_last=task.drop_last)
+    scheduler = build_scheduler(optimizer, epochs=cfg.epochs, warmup_epochs=warmup_epochs(cfg, len(train_loader)),
+                                min_lr=cfg.min_lr, warmup_lr=cfg.warmup_lr)
     val_loader = build_eval_loader(cfg, data.val, info, collate=data.collate)
     ddp = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None) if info.distributed else model
     task.prepare(len(class_names), info.device)
@@ -220,6 +222,14 @@ def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
     if info.is_main:
         log.info("%s", result.summary())
     return result
+
+
+def warmup_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
+    """``warmup_epochs``, or ``warmup_steps`` optimiser updates as a fraction of epochs (at most all of them)."""
+    if cfg.warmup_steps is None:
+        return cfg.warmup_epochs
+    updates = max(math.ceil(batches_per_epoch / cfg.accum_steps), 1)
+    return min(cfg.warmup_steps / updates, float(cfg.epochs))
 
 
 def _has_batchnorm(model: torch.nn.Module) -> bool:

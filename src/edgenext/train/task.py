@@ -43,6 +43,7 @@ class Task(abc.ABC):
     metric: ClassVar[str]  # the key of evaluate()'s dict that selects best.pth (higher is better)
     log_keys: ClassVar[tuple[str, ...]]  # evaluate()'s keys written to log.jsonl / TensorBoard / curves
     percent: ClassVar[bool] = False  # whether the metrics are percentages (for the log line)
+    drop_last: ClassVar[bool] = False  # drop the last, incomplete training batch (BatchNorm heads fail on one image)
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg

@@ -1,0 +1,379 @@
+"""Detection (SSDLite) and segmentation (DeepLabv3) as training ``Task``s.
+
+The runner trains them exactly as it trains a classifier (checkpoints, resume, DDP, EMA,
+logging); what differs lives here: the data (digit scenes, COCO, VOC or paired folders), the
+model, the loss (the model computes it in train mode, torchvision's convention) and the
+metrics (COCO box mAP, VOC mIoU). Class names include the background at index 0, so
+``num_classes == len(class_names)`` for both.
+
+The validation-set builders (``coco_files``, ``segmentation_dataset``, the ``*_eval_transform``
+functions) and the evaluation loops (``evaluate_detection``, ``evaluate_segmentation``) are
+module functions: ``edgenext.dense.inference`` evaluates a saved checkpoint with the very code
+that scored it during training.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..models import get_variant
+from ..models.weights import read_checkpoint
+from ..train.config import DIGITS, TrainConfig
+from ..train.distributed import DistInfo, all_reduce_sum
+from ..train.engine import autocast
+from ..train.task import Task, TaskData, move_to_device
+from .data import (
+    CocoDetection,
+    DetectionTransform,
+    DigitScenes,
+    MaskDataset,
+    PairedSegmentation,
+    SegmentationTransform,
+    VOCSegmentation,
+    detection_collate,
+    find_coco2017,
+    segmentation_collate,
+)
+from .deeplabv3 import deeplabv3, segmentation_loss
+from .metrics import DetectionMetric, SegmentationMetric
+from .ssdlite import ssdlite
+
+log = logging.getLogger(__name__)
+
+
+def backbone_weights(cfg: TrainConfig) -> Optional[str]:
+    """``backbone_weights`` of a config: a file / URL / hf-hub name, or ``pretrained`` for the variant's release."""
+    if cfg.backbone_weights == "pretrained":
+        variant, release = get_variant(cfg.model)
+        return (release or variant.default_release).url
+    return cfg.backbone_weights
+
+
+def digit_scenes(cfg: TrainConfig, task: str, train_tf, val_tf) -> tuple[DigitScenes, DigitScenes]:
+    """The demo's training and validation scenes; ``data_kwargs`` sets the scene knobs
+    (``num_scenes`` / ``val_scenes``: scenes per split, ``digits_per_scene``, ``digit_size``, ...)."""
+    scenes = {k: v for k, v in cfg.data_kwargs.items() if k not in ("transform", "num_scenes", "val_scenes")}
+    train = DigitScenes("train", task, image_size=cfg.input_size, transform=train_tf, seed=cfg.seed,
+                        num_scenes=cfg.data_kwargs.get("num_scenes"), **scenes)
+    val = DigitScenes("val", task, image_size=cfg.input_size, transform=val_tf, seed=cfg.seed,
+                      num_scenes=cfg.data_kwargs.get("val_scenes"), **scenes)
+    return train, val
+
+
+def _is_digits(cfg: TrainConfig) -> bool:
+    return cfg.data == DIGITS and not cfg.train_dir
+
+
+def _check_paths(cfg: TrainConfig, keys: Iterable[str]) -> None:
+    for key in keys:
+        value = getattr(cfg, key)
+        if value is not None and not Path(value).exists():
+            raise ValueError(f"{key}={value}: no such file or folder")
+
+
+def load_finetune(model: nn.Module, path: str) -> None:
+    """Weights of a dense checkpoint (``edgenext train --task ...``'s best.pth / last.pth, or a bare
+    state dict); tensors whose shape differs (another class count) keep their fresh initialisation."""
+    obj = read_checkpoint(path)
+    state = obj.get("model", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict or a checkpoint of edgenext train (no 'model' weights)")
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{path}: none of its {len(state)} tensors fits this model; is it a checkpoint of another task?")
+    fresh = sorted(set(own) - set(usable))
+    model.load_state_dict(usable, strict=False)
+    log.info("fine-tuning from %s: %d tensors loaded, %d re-initialised%s", path, len(usable), len(fresh),
+             f" ({', '.join(fresh[:4])}{', ...' if len(fresh) > 4 else ''})" if fresh else "")
+
+
+def detection_eval_transform(input_size: int) -> DetectionTransform:
+    """Evaluation preprocessing of a detector trained at ``input_size``: a plain resize to that square."""
+    return DetectionTransform(image_size=input_size, train=False)
+
+
+def segmentation_eval_transform(input_size: int, eval_size: Optional[int] = None) -> SegmentationTransform:
+    """Evaluation preprocessing of a segmenter: the short side to ``eval_size``, or the full image when None."""
+    return SegmentationTransform(crop_size=input_size, train=False, eval_size=eval_size)
+
+
+def recipe_eval_size(data_kwargs: dict[str, Any]) -> Optional[int]:
+    """The segmentation recipe's evaluation short side (``data_kwargs: {transform: {eval_size: N}}``), or None."""
+    return dict(data_kwargs.get("transform") or {}).get("eval_size")
+
+
+def coco_files(split: str, *, data: Optional[str] = None, images: Optional[str] = None,
+               ann: Optional[str] = None) -> tuple[Path, Path]:
+    """``(images folder, annotation file)`` of one split: the explicit pair, or the COCO 2017 layout under ``data``."""
+    if images or ann:
+        if not (images and ann):
+            raise ValueError(f"explicit COCO files need both --{split}-images and --{split}-ann (got only "
+                             f"{'--' + split + '-images' if images else '--' + split + '-ann'})")
+        return Path(images), Path(ann)
+    if data is None:
+        raise ValueError(f"give a COCO 2017 folder (with {split}2017/ and annotations/), or --{split}-images "
+                         f"with --{split}-ann")
+    return find_coco2017(data, splits=(split,))[split]
+
+
+def segmentation_dataset(
+    split: str,
+    transform: SegmentationTransform,
+    *,
+    data: Optional[str] = None,
+    images: Optional[str] = None,
+    masks: Optional[str] = None,
+    num_classes: Optional[int] = None,
+    class_names: Optional[list[str]] = None,
+    sbd: bool = False,
+) -> MaskDataset:
+    """One split of a paired layout (``images`` + ``masks`` folders) or of the VOC layout under ``data``.
+
+    ``sbd`` adds SBD's masks to VOC's train split. ``num_classes`` None: inferred from the masks.
+    """
+    if images or masks:
+        if not (images and masks):
+            raise ValueError(f"a paired layout needs both --{split}-images and --{split}-masks (got only "
+                             f"{'--' + split + '-images' if images else '--' + split + '-masks'})")
+        return PairedSegmentation(images, masks, transform, num_classes=num_classes, class_names=class_names)
+    if data is None:
+        raise ValueError(f"give a Pascal VOC folder (JPEGImages/, SegmentationClass/, ImageSets/Segmentation/), "
+                         f"or --{split}-images with --{split}-masks")
+    dataset = VOCSegmentation(data, split, transform, num_classes=num_classes, sbd=sbd)
+    if class_names is not None:
+        if len(class_names) != dataset.num_classes:
+            raise ValueError(f"{len(class_names)} class names for {dataset.num_classes} classes; give one name per class")
+        dataset.class_names = list(class_names)
+    return dataset
+
+
+@torch.no_grad()
+def evaluate_detection(model: nn.Module, loader: Iterable, *, device: torch.device, dist: Optional[DistInfo] = None,
+                       amp_dtype: Optional[torch.dtype] = None, progress: bool = False) -> dict[str, float]:
+    """COCO box mAP / mAP@0.5 / mAP@0.75 of a detector over ``loader`` (``detection_collate`` batches),
+    plus ``count`` (images evaluated) and ``skipped`` (unreadable), summed across processes."""
+    dist = dist if dist is not None else DistInfo(device=device)
+    model.eval()
+    metric = DetectionMetric(device)
+    counts = torch.zeros(2, dtype=torch.float64, device=device)  # images, skipped
+    for images, targets, skipped in tqdm(loader, desc="eval", disable=not (progress and dist.is_main), leave=False):
+        counts[1] += skipped
+        if images.numel() == 0:
+            continue
+        with autocast(device, amp_dtype):
+            detections = model(list(images.to(device)))
+        metric.update(detections, targets)
+        counts[0] += images.shape[0]
+    all_reduce_sum(counts, dist)
+    if counts[0] == 0:
+        raise ValueError(f"no readable images to evaluate ({int(counts[1])} skipped)")
+    return {**metric.compute(), "count": int(counts[0]), "skipped": int(counts[1])}
+
+
+@torch.no_grad()
+def evaluate_segmentation(model: nn.Module, loader: Iterable, *, device: torch.device, dist: Optional[DistInfo] = None,
+                          amp_dtype: Optional[torch.dtype] = None, progress: bool = False) -> dict[str, float]:
+    """mIoU and pixel accuracy over the dataset's confusion matrix, and the pixel-averaged loss, of a
+    segmenter over ``loader`` (``segmentation_collate`` batches), plus ``count`` and ``skipped``."""
+    dist = dist if dist is not None else DistInfo(device=device)
+    model.eval()
+    metric: Optional[SegmentationMetric] = None
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, labelled pixels, images, skipped
+    for images, masks, skipped in tqdm(loader, desc="eval", disable=not (progress and dist.is_main), leave=False):
+        totals[3] += skipped
+        if images.numel() == 0:
+            continue
+        images, masks = images.to(device), masks.to(device)
+        with autocast(device, amp_dtype):
+            logits = model(images)
+        logits = logits.float()
+        metric = metric or SegmentationMetric(logits.shape[1], device)
+        metric.update(logits, masks)
+        labelled = (masks != 255).sum()
+        if labelled > 0:
+            totals[0] += segmentation_loss(logits, masks).double() * labelled
+        totals[1] += labelled
+        totals[2] += images.shape[0]
+    # NOTE: a process without batches still joins the metric's cross-process sync, with an empty matrix
+    metric = metric or SegmentationMetric(max(2, getattr(_bare(model), "num_classes", 2)), device)
+    all_reduce_sum(totals, dist)
+    if totals[2] == 0:
+        raise ValueError(f"no readable images to evaluate ({int(totals[3])} skipped)")
+    return {**metric.compute(), "loss": float(totals[0] / totals[1].clamp(min=1)), "count": int(totals[2]),
+            "skipped": int(totals[3])}
+
+
+class _DenseTask(Task):
+    """What detection and segmentation share: backbone checks, fine-tuning, the head's lr factor."""
+
+    drop_last = True  # ASPP's image pooling and SSD's last levels are 1x1 maps: BatchNorm needs two images
+
+    def check(self) -> None:
+        cfg = self.cfg
+        get_variant(cfg.model)
+        _check_paths(cfg, ("train_dir", "val_dir", "train_ann", "val_ann", "train_masks", "val_masks"))
+        if not _is_digits(cfg) and cfg.train_dir is None:
+            _check_paths(cfg, ("data",))
+        for key in ("finetune", "backbone_weights"):
+            value = getattr(cfg, key)
+            if value and value != "pretrained" and "://" not in value and not value.startswith("hf-hub:") \
+                    and not Path(value).is_file():
+                raise ValueError(f"{key}={value}: no such file")
+
+    def _finish_model(self, model: nn.Module, load: bool) -> nn.Module:
+        if load and self.cfg.finetune:
+            load_finetune(model, self.cfg.finetune)
+        return model
+
+    def param_groups(self, model: nn.Module) -> Optional[list[tuple[list[str], float]]]:
+        if self.cfg.head_lr_mult == 1.0:
+            return None
+        head = [name for name, _ in model.named_parameters() if not name.startswith("backbone.")]
+        return [(head, self.cfg.head_lr_mult)]
+
+    def _num_classes(self, found: int, source: str) -> tuple[int, str]:
+        wanted = self.cfg.num_classes
+        if wanted is None:
+            return found, source
+        if wanted < found:
+            raise ValueError(f"num_classes={wanted} but the data has {found} classes ({source})")
+        return wanted, f"{wanted} (num_classes of the recipe; the data has {found})"
+
+
+class DetectionTask(_DenseTask):
+    """SSDLite: smooth-L1 + cross-entropy with 3:1 hard negatives (torchvision's SSD loss); COCO mAP picks best.pth."""
+
+    name = "detect"
+    metric = "map"
+    log_keys = ("map", "map50", "map75")
+
+    def _transforms(self) -> tuple[DetectionTransform, DetectionTransform]:
+        cfg = self.cfg
+        train = DetectionTransform(image_size=cfg.input_size, train=cfg.augment, hflip=cfg.hflip,
+                                   **dict(cfg.data_kwargs.get("transform", {})))
+        return train, detection_eval_transform(cfg.input_size)
+
+    def build_data(self) -> TaskData:
+        cfg = self.cfg
+        train_tf, val_tf = self._transforms()
+        if _is_digits(cfg):
+            train, val = digit_scenes(cfg, "detect", train_tf, val_tf)
+            info = {"data": f"digit scenes, {len(train)} train / {len(val)} val at {cfg.input_size} px"}
+        else:
+            if cfg.train_ann or cfg.val_ann:
+                if not (cfg.train_ann and cfg.val_ann and cfg.train_dir and cfg.val_dir):
+                    raise ValueError("explicit COCO files need all four of --train-ann, --train-images, --val-ann, --val-images")
+                layout = {"train": coco_files("train", images=cfg.train_dir, ann=cfg.train_ann),
+                          "val": coco_files("val", images=cfg.val_dir, ann=cfg.val_ann)}
+            else:
+                layout = find_coco2017(cfg.data)
+            train = CocoDetection(*layout["train"], transform=train_tf)
+            val = CocoDetection(*layout["val"], transform=val_tf)
+            if train.class_names != val.class_names:
+                raise ValueError(f"{layout['val'][1]}: its categories differ from those of {layout['train'][1]}")
+            info = {"train data": train.summary(), "val data": val.summary()}
+        num_classes, source = self._num_classes(train.num_classes, "background + the data's categories")
+        names = list(train.class_names) + [f"class_{i}" for i in range(len(train.class_names), num_classes)]
+        info["num_classes"] = f"{num_classes} ({source})"
+        return TaskData(train=train, val=val, class_names=names, collate=detection_collate, info=info)
+
+    def build_model(self, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
+        cfg = self.cfg
+        options = {"drop_path_rate": cfg.drop_path, **cfg.task_kwargs}
+        model = ssdlite(cfg.model, num_classes, backbone_weights=backbone_weights(cfg) if load_finetune else None,
+                        image_size=cfg.input_size, **options)
+        return self._finish_model(model, load_finetune)
+
+    def to_device(self, inputs: torch.Tensor, targets: list[dict], device: torch.device) -> tuple[Any, Any]:
+        targets = [{k: v for k, v in t.items() if k in ("boxes", "labels")} for t in targets]
+        return move_to_device(inputs, device), move_to_device(targets, device)
+
+    def placeholder_batch(self, model: nn.Module, device: torch.device) -> tuple[Any, Any]:
+        size = self.cfg.input_size
+        empty = {"boxes": torch.zeros(0, 4, device=device), "labels": torch.zeros(0, dtype=torch.long, device=device)}
+        return torch.zeros(1, 3, size, size, device=device), [empty]
+
+    def loss(self, model: nn.Module, inputs: torch.Tensor, targets: list[dict]) -> torch.Tensor:
+        losses = model(list(inputs), targets)
+        return losses["bbox_regression"] + losses["classification"]
+
+    def evaluate(self, model: nn.Module, loader: Iterable, *, device: torch.device, dist: DistInfo,
+                 amp_dtype: Optional[torch.dtype] = None, progress: bool = False) -> dict[str, float]:
+        return evaluate_detection(model, loader, device=device, dist=dist, amp_dtype=amp_dtype, progress=progress)
+
+    def describe(self, record: dict[str, Any]) -> str:
+        ema = f" (EMA {record['ema_val_map']:.3f})" if "ema_val_map" in record else ""
+        return f"val box mAP {record['val_map']:.3f}{ema}, mAP@0.5 {record['val_map50']:.3f}"
+
+
+class SegmentationTask(_DenseTask):
+    """DeepLabv3: pixel-wise cross-entropy ignoring 255; mIoU over the dataset's confusion matrix picks best.pth."""
+
+    name = "segment"
+    metric = "miou"
+    log_keys = ("miou", "pixel_acc", "loss")
+
+    def _transforms(self) -> tuple[SegmentationTransform, SegmentationTransform]:
+        cfg = self.cfg
+        options = dict(cfg.data_kwargs.get("transform", {}))
+        eval_size = options.pop("eval_size", None)
+        train = SegmentationTransform(crop_size=cfg.input_size, train=cfg.augment, hflip=cfg.hflip, **options)
+        return train, segmentation_eval_transform(cfg.input_size, eval_size)
+
+    def build_data(self) -> TaskData:
+        cfg = self.cfg
+        train_tf, val_tf = self._transforms()
+        if _is_digits(cfg):
+            train, val = digit_scenes(cfg, "segment", train_tf, val_tf)
+            info = {"data": f"digit scenes, {len(train)} train / {len(val)} val at {cfg.input_size} px"}
+            found, source = train.num_classes, "background + 10 digits"
+        else:
+            four = (cfg.train_masks, cfg.val_masks, cfg.train_dir, cfg.val_dir)
+            if (cfg.train_masks or cfg.val_masks) and not all(four):
+                raise ValueError("a paired layout needs all four of --train-images, --train-masks, --val-images, --val-masks")
+            paired = bool(cfg.train_masks)
+            sbd = bool(cfg.data_kwargs.get("sbd", False))
+            train = segmentation_dataset("train", train_tf, data=cfg.data, images=cfg.train_dir if paired else None,
+                                         masks=cfg.train_masks, num_classes=cfg.num_classes, sbd=sbd)
+            val = segmentation_dataset("val", val_tf, data=cfg.data, images=cfg.val_dir if paired else None,
+                                       masks=cfg.val_masks, num_classes=train.num_classes,
+                                       class_names=train.class_names if paired else None)
+            found, source = train.num_classes, train.num_classes_source
+            info = {"train data": f"{len(train)} image/mask pairs ({train.stats})", "val data": f"{len(val)} pairs"}
+        num_classes, source = self._num_classes(found, source)
+        names = list(train.class_names) + [f"class_{i}" for i in range(len(train.class_names), num_classes)]
+        info["num_classes"] = f"{num_classes} ({source})"
+        return TaskData(train=train, val=val, class_names=names[:num_classes], collate=segmentation_collate, info=info)
+
+    def build_model(self, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
+        cfg = self.cfg
+        options = {"drop_path_rate": cfg.drop_path, **cfg.task_kwargs}
+        model = deeplabv3(cfg.model, num_classes, backbone_weights=backbone_weights(cfg) if load_finetune else None,
+                          **options)
+        return self._finish_model(model, load_finetune)
+
+    def placeholder_batch(self, model: nn.Module, device: torch.device) -> tuple[Any, Any]:
+        size = self.cfg.input_size
+        return torch.zeros(1, 3, size, size, device=device), torch.full((1, size, size), 255, dtype=torch.long, device=device)
+
+    def loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return model(inputs, targets)["loss"]
+
+    def evaluate(self, model: nn.Module, loader: Iterable, *, device: torch.device, dist: DistInfo,
+                 amp_dtype: Optional[torch.dtype] = None, progress: bool = False) -> dict[str, float]:
+        return evaluate_segmentation(model, loader, device=device, dist=dist, amp_dtype=amp_dtype, progress=progress)
+
+    def describe(self, record: dict[str, Any]) -> str:
+        ema = f" (EMA {record['ema_val_miou']:.3f})" if "ema_val_miou" in record else ""
+        return f"val mIoU {record['val_miou']:.3f}{ema}, pixel acc {record['val_pixel_acc']:.3f}, val loss {record['val_loss']:.4f}"
+
+
+def _bare(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model

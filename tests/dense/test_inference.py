@@ -1,0 +1,307 @@
+"""Evaluating and predicting with trained detectors and segmenters: ``load_dense_model``,
+``evaluate_dense``, ``predict_dense`` and ``edgenext eval`` / ``predict --task detect|segment``."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import edgenext
+from edgenext.cli.main import main
+from edgenext.cli.options import resolve_task
+from edgenext.dense import ssdlite
+from edgenext.dense.data import DigitScenes, read_mask
+from edgenext.dense.inference import LoadedDense, evaluate_dense, load_dense_model, predict_dense
+from edgenext.models import CheckpointError
+from edgenext.tasks import build_task, train
+from edgenext.train import TrainConfig, apply_overrides
+
+SIZE = 64
+SCENES = dict(digit_size=[16, 32])
+VAL_SCENES = 8
+DIGIT_NAMES = ["background"] + [str(d) for d in range(10)]
+
+
+#: head options off their defaults, so rebuilding a model from its checkpoint must honour them
+TASK_KWARGS = {"detect": dict(proj_channels=[96, 64, 64, 32, 32, 32]), "segment": dict(aspp_channels=32, output_stride=8)}
+
+
+def _tiny_config(task: str, output) -> TrainConfig:
+    transform = {"photometric": False} if task == "segment" else {"photometric": False, "iou_crop": False}
+    return apply_overrides(TrainConfig(), dict(
+        task=task, task_kwargs=TASK_KWARGS[task], model="edgenext_xx_small", data="digits", input_size=SIZE,
+        multi_scale=False,
+        data_kwargs=dict(num_scenes=16, val_scenes=VAL_SCENES, transform=transform, **SCENES),
+        epochs=1, batch_size=8, lr=1e-3, warmup_epochs=0, workers=0, threads=1, amp=False, hflip=0.0,
+        progress=False, tensorboard=False, plot=False, output=str(output), resume=False,
+    )).validate()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One tiny detection and one tiny segmentation run on digit scenes: {task: (config, best.pth)}."""
+    out = {}
+    for task in ("detect", "segment"):
+        cfg = _tiny_config(task, tmp_path_factory.mktemp(task))
+        result = train(cfg)
+        out[task] = (cfg, result.best_checkpoint)
+    return out
+
+
+def _val_scenes(task: str) -> DigitScenes:
+    """The runs' validation scenes, rendered again (a scene is a function of seed, split and index)."""
+    return DigitScenes("val", task, image_size=SIZE, num_scenes=VAL_SCENES, seed=0, **SCENES)
+
+
+def _recorded_score(best, key: str) -> float:
+    """The validation figure of the weights best.pth holds, as the run logged it."""
+    ckpt = torch.load(best, weights_only=True)
+    prefix = "ema_val_" if ckpt["source"] == "ema" else "val_"
+    return ckpt["metrics"][prefix + key]
+
+
+def write_coco(root, scenes: DigitScenes, *, ext: str = "png", names=tuple(DIGIT_NAMES[1:])):
+    """A COCO 2017 layout (val2017/ and annotations/instances_val2017.json) of the scenes; category
+    id = label, so the contiguous labels are the scenes' own."""
+    (root / "val2017").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    images, annotations = [], []
+    for i in range(len(scenes)):
+        scene = scenes.render(i)
+        Image.fromarray(scene["image"]).save(root / "val2017" / f"{i}.{ext}")
+        images.append(dict(id=i, file_name=f"{i}.{ext}", width=SIZE, height=SIZE))
+        for box, label in zip(scene["boxes"].tolist(), scene["labels"].tolist()):
+            x1, y1, x2, y2 = box
+            annotations.append(dict(id=len(annotations) + 1, image_id=i, category_id=label,
+                                    bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1), iscrowd=0))
+    categories = [dict(id=k + 1, name=n) for k, n in enumerate(names)]
+    ann = root / "annotations" / "instances_val2017.json"
+    ann.write_text(json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+    return root / "val2017", ann
+
+
+def write_voc(root, scenes: DigitScenes):
+    """Pascal VOC's layout: JPEG photos, palette-PNG masks, the val split list."""
+    voc = root / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True)
+    for i in range(len(scenes)):
+        scene = scenes.render(i)
+        Image.fromarray(scene["image"]).save(voc / "JPEGImages" / f"{i:06d}.jpg", quality=95)
+        mask = Image.fromarray(scene["mask"].astype(np.uint8)).convert("P")
+        mask.putpalette([v for c in range(256) for v in ((c * 40) % 256, (c * 90) % 256, (c * 150) % 256)])
+        mask.save(voc / "SegmentationClass" / f"{i:06d}.png")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("".join(f"{i:06d}\n" for i in range(len(scenes))))
+    return root
+
+
+def write_paired(root, scenes: DigitScenes):
+    """Lossless images and class-index masks with the same stems."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(len(scenes)):
+        scene = scenes.render(i)
+        Image.fromarray(scene["image"]).save(root / "images" / f"s{i}.png")
+        Image.fromarray(scene["mask"].astype(np.uint8)).save(root / "masks" / f"s{i}.png")
+    return root / "images", root / "masks"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_load_dense_model_rebuilds_the_trained_network(runs, task):
+    cfg, best = runs[task]
+    ckpt = torch.load(best, weights_only=True)
+    trained = build_task(cfg).build_model(len(ckpt["class_names"]), load_finetune=False)
+    trained.load_state_dict(ckpt["model"])
+    trained.eval()
+    loaded = load_dense_model(best)
+    assert loaded.task == task and loaded.class_names == DIGIT_NAMES and loaded.input_size == SIZE
+    assert not loaded.model.training
+    images = torch.stack([_val_scenes(task)[i][0] for i in range(3)])
+    with torch.no_grad():
+        if task == "detect":
+            want, got = trained(list(images)), loaded.model(list(images))
+            assert sum(len(d["boxes"]) for d in want) > 0
+            for w, g in zip(want, got):
+                for key in ("boxes", "scores", "labels"):
+                    assert torch.equal(w[key], g[key])
+        else:
+            assert torch.equal(trained(images), loaded.model(images))
+
+
+@pytest.mark.slow
+def test_eval_detect_on_a_coco_folder_reproduces_the_runs_score(runs, tmp_path, capsys, monkeypatch):
+    _, best = runs["detect"]
+    images, ann = write_coco(tmp_path / "coco", _val_scenes("detect"))
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("mmap"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    assert main(["eval", str(tmp_path / "coco"), "--weights", str(best), "--json", "--workers", "0"]) == 0
+    assert calls == [True]  # the task came from the checkpoint, read once (memory-mapped)
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["task"] == "detect"
+    assert (metrics["count"], metrics["skipped"], metrics["images"]) == (VAL_SCENES, 0, VAL_SCENES)
+    for key in ("map", "map50", "map75"):
+        assert 0.0 <= metrics[key] <= 1.0
+    # the same images, boxes and code as the run's own validation: the same figure
+    assert metrics["map"] == pytest.approx(_recorded_score(best, "map"), abs=1e-9)
+
+    args = ["eval", "--task", "detect", "--weights", str(best), "--val-images", str(images), "--val-ann", str(ann)]
+    assert main(args + ["--workers", "0"]) == 0
+    assert capsys.readouterr().out.startswith(f"box mAP {metrics['map']:.3f} mAP@0.5 {metrics['map50']:.3f}")
+
+
+@pytest.mark.slow
+def test_eval_detect_refuses_data_with_other_categories(runs, tmp_path):
+    names = [f"digit {d}" for d in range(10)]
+    images, ann = write_coco(tmp_path / "coco", _val_scenes("detect"), names=names)
+    loaded = load_dense_model(runs["detect"][1])
+    with pytest.raises(ValueError, match=r"instances_val2017\.json: its categories \(digit 0, .*not the classes"):
+        evaluate_dense(loaded, images=images, ann=ann, workers=0, progress=False)
+
+
+@pytest.mark.slow
+def test_eval_segment_on_voc_and_paired_folders(runs, tmp_path, capsys):
+    _, best = runs["segment"]
+    scenes = _val_scenes("segment")
+    assert main(["eval", str(write_voc(tmp_path / "voc", scenes)), "--weights", str(best), "--json", "--workers", "0"]) == 0
+    voc = json.loads(capsys.readouterr().out)
+    assert voc["task"] == "segment" and voc["count"] == VAL_SCENES
+    assert 0.0 <= voc["miou"] <= 1.0 and 0.0 <= voc["pixel_acc"] <= 1.0 and voc["loss"] > 0
+
+    images, masks = write_paired(tmp_path / "paired", scenes)
+    args = ["eval", "--task", "segment", "--weights", str(best), "--val-images", str(images), "--val-masks", str(masks)]
+    assert main(args + ["--json", "--workers", "0"]) == 0
+    paired = json.loads(capsys.readouterr().out)
+    # lossless copies of the run's validation scenes: the run's own figure
+    assert paired["miou"] == pytest.approx(_recorded_score(best, "miou"), abs=1e-9)
+    assert paired["pixel_acc"] == pytest.approx(_recorded_score(best, "pixel_acc"), abs=1e-9)
+
+
+@pytest.mark.slow
+def test_predict_detect_draws_each_image_and_maps_boxes_to_its_pixels(runs, tmp_path, capsys):
+    _, best = runs["detect"]
+    scene = _val_scenes("detect").render(0)["image"]
+    Image.fromarray(scene).save(tmp_path / "small.png")
+    Image.fromarray(scene).resize((2 * SIZE, 2 * SIZE), Image.NEAREST).save(tmp_path / "big.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (70, 100, 3), dtype=np.uint8)).save(tmp_path / "wide.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    paths = [str(tmp_path / n) for n in ("small.png", "big.png", "wide.jpg", "broken.jpg")]
+    out = tmp_path / "out"
+    assert main(["predict", *paths, "--weights", str(best), "--output", str(out), "--score-thresh", "0", "--json"]) == 1
+    small, big, wide, broken = json.loads(capsys.readouterr().out)
+    assert broken["image"] == paths[3] and "error" in broken
+    assert sorted(p.name for p in out.iterdir()) == ["big_boxes.jpg", "small_boxes.jpg", "wide_boxes.jpg"]
+    for entry in (small, big, wide):
+        assert entry["detections"]
+        with Image.open(entry["picture"]) as picture:
+            assert picture.size == (entry["width"], entry["height"])
+        for d in entry["detections"]:
+            x1, y1, x2, y2 = d["box"]
+            assert 0 <= x1 <= x2 <= entry["width"] and 0 <= y1 <= y2 <= entry["height"]
+            assert DIGIT_NAMES[d["index"]] == d["label"] and 0 <= d["score"] <= 1
+    # the network-sized picture gets the model's own detections; the 2x one is resized to exactly
+    # the small one for the network, and its boxes come back doubled
+    with torch.no_grad():
+        want = load_dense_model(best).model([torch.from_numpy(scene).permute(2, 0, 1) / 255.0])[0]  # HWC -> CHW
+    assert torch.allclose(torch.tensor([d["box"] for d in small["detections"]]), want["boxes"], atol=1e-4)
+    assert [d["score"] for d in big["detections"]] == [d["score"] for d in small["detections"]]
+    for s, b in zip(small["detections"], big["detections"]):
+        assert b["box"] == pytest.approx([2 * v for v in s["box"]], abs=1e-3)
+    assert main(["predict", paths[0], "--weights", str(best), "--output", str(out), "--score-thresh", "0.99"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{paths[0]}: 0 object(s) at score >= 0.99: nothing" and str(out) in lines[-1]
+
+
+@pytest.mark.slow
+def test_predict_segment_writes_masks_in_image_pixels(runs, tmp_path, capsys):
+    _, best = runs["segment"]
+    image, _ = _val_scenes("segment")[0]
+    Image.fromarray(_val_scenes("segment").render(0)["image"]).save(tmp_path / "scene.png")
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "odd.png")
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "scene.png"), str(tmp_path / "odd.png"), "--weights", str(best),
+                 "--output", str(out), "--json"]) == 0
+    scene, odd = json.loads(capsys.readouterr().out)
+    for entry in (scene, odd):
+        mask = read_mask(entry["mask"])
+        assert mask.shape == (entry["height"], entry["width"])
+        counts = np.bincount(mask.ravel(), minlength=len(DIGIT_NAMES))
+        assert len(counts) == len(DIGIT_NAMES)
+        assert {c["index"]: c["pixels"] for c in entry["classes"]} == {i: int(n) for i, n in enumerate(counts) if n}
+        assert sum(c["fraction"] for c in entry["classes"]) == pytest.approx(1.0)
+        with Image.open(entry["picture"]) as picture:
+            assert picture.size == (entry["width"], entry["height"])
+    loaded = load_dense_model(best)
+    with torch.no_grad():
+        want = loaded.model(image[None]).argmax(1)[0].numpy()
+    assert np.array_equal(read_mask(scene["mask"]), want)
+
+
+def _save_run_checkpoint(path, task: str, state, class_names):
+    cfg = TrainConfig(task=task, model="edgenext_xx_small").to_dict()
+    torch.save({"model": state, "config": cfg, "class_names": class_names, "task": task, "epoch": 0}, path)
+    return path
+
+
+def test_a_classification_checkpoint_is_refused_by_name(tmp_path, capsys):
+    net = edgenext.create_model("edgenext_xx_small", num_classes=3)
+    ckpt = _save_run_checkpoint(tmp_path / "classifier.pth", "classify", net.state_dict(), ["a", "b", "c"])
+    assert resolve_task(None, ckpt) == ("classify", None)  # left to the classification loader, as before
+    assert main(["eval", str(tmp_path), "--task", "detect", "--weights", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert f"{ckpt}: a classification checkpoint (edgenext train --task classify)" in err and "--task classify" in err
+    assert main(["predict", str(tmp_path / "x.png"), "--task", "segment", "--weights", str(ckpt), "--output",
+                 str(tmp_path / "out")]) == 2
+    assert f"{ckpt}: a classification checkpoint" in capsys.readouterr().err
+
+
+def test_foreign_files_and_the_other_task_are_refused_by_name(tmp_path):
+    bare = tmp_path / "bare.pth"
+    torch.save({"weight": torch.zeros(2)}, bare)
+    with pytest.raises(CheckpointError, match=r"bare\.pth: not a checkpoint of edgenext train"):
+        load_dense_model(bare, task="detect")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"this is no checkpoint")
+    with pytest.raises(CheckpointError, match=r"junk\.pth: "):
+        load_dense_model(junk)
+    detector = _save_run_checkpoint(tmp_path / "det.pth", "detect", {"w": torch.zeros(1)}, DIGIT_NAMES)
+    task, peeked = resolve_task(None, detector)
+    assert task == "detect" and peeked is not None and peeked.source == str(detector)
+    with pytest.raises(CheckpointError, match=r"det\.pth: a detection checkpoint .*--task segment was asked for"):
+        load_dense_model(peeked, task="segment")
+    with pytest.raises(CheckpointError, match=r"det\.pth: its weights do not fit the detection network"):
+        load_dense_model(detector, task="detect")
+
+
+@pytest.fixture
+def tiny_detector():
+    model = ssdlite("edgenext_xx_small", 3, image_size=SIZE).eval()
+    return LoadedDense(model=model, task="detect", class_names=["background", "cat", "dog"], input_size=SIZE)
+
+
+def test_predict_reports_unreadable_images_and_goes_on(tiny_detector, tmp_path):
+    Image.new("RGB", (50, 30), (200, 30, 30)).save(tmp_path / "ok.png")
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    paths = [tmp_path / "bad.jpg", tmp_path / "missing.png", tmp_path / "ok.png"]
+    bad, missing, ok = predict_dense(tiny_detector, paths, output_dir=tmp_path / "out", score_thresh=0.0)
+    assert "error" in bad and "error" in missing and "error" not in ok
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["ok_boxes.jpg"]
+    with pytest.raises(ValueError, match="score_thresh is a probability"):
+        predict_dense(tiny_detector, paths, output_dir=tmp_path / "out", score_thresh=1.5)
+
+
+def test_dense_only_options_are_refused_for_classification(tmp_path, capsys):
+    assert main(["eval", str(tmp_path), "--model", "edgenext_xx_small", "--val-ann", "x.json"]) == 2
+    assert "--val-ann: for --task detect / segment" in capsys.readouterr().err
+    assert main(["predict", "x.png", "--model", "edgenext_xx_small", "--output", str(tmp_path)]) == 2
+    assert "--output: for --task detect / segment" in capsys.readouterr().err
+    assert main(["eval", "--task", "segment"]) == 2
+    assert "--task segment needs --weights" in capsys.readouterr().err

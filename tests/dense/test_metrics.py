@@ -1,0 +1,69 @@
+"""Dense metrics: perfect predictions score 1, and small hand-computed cases give their known values."""
+
+import pytest
+import torch
+
+from edgenext.dense.metrics import DetectionMetric, SegmentationMetric
+
+
+def _targets():
+    return [
+        {"boxes": torch.tensor([[10.0, 10, 50, 60], [70, 20, 120, 90]]), "labels": torch.tensor([1, 2])},
+        {"boxes": torch.tensor([[0.0, 0, 30, 30]]), "labels": torch.tensor([1])},
+    ]
+
+
+def test_perfect_detections_give_map_one():
+    metric = DetectionMetric()
+    targets = _targets()
+    preds = [{**t, "scores": torch.ones(len(t["labels"]))} for t in targets]
+    metric.update(preds, targets)
+    assert metric.compute() == pytest.approx({"map": 1.0, "map50": 1.0, "map75": 1.0})
+
+
+def test_one_hit_one_false_positive_one_miss_gives_the_coco_interpolated_value():
+    # one class, two ground truths; ranked detections: an exact hit (0.9), then a false positive (0.8).
+    # Precision is 1 up to recall 0.5 and recall never passes 0.5: COCO's 101-point interpolation
+    # gives 51 of the 101 recall points (0.00 .. 0.50) a precision of 1, the rest 0.
+    target = [{"boxes": torch.tensor([[10.0, 10, 50, 50], [100, 100, 150, 150]]), "labels": torch.tensor([1, 1])}]
+    pred = [{"boxes": torch.tensor([[10.0, 10, 50, 50], [200, 10, 240, 40]]), "scores": torch.tensor([0.9, 0.8]),
+             "labels": torch.tensor([1, 1])}]
+    metric = DetectionMetric()
+    metric.update(pred, target)
+    result = metric.compute()
+    assert result["map50"] == pytest.approx(51 / 101, abs=1e-6)
+    assert result["map"] == pytest.approx(51 / 101, abs=1e-6)  # the hit is exact at every IoU threshold
+
+
+def test_a_wrong_label_is_a_miss():
+    target = [{"boxes": torch.tensor([[10.0, 10, 50, 50]]), "labels": torch.tensor([1])}]
+    pred = [{"boxes": torch.tensor([[10.0, 10, 50, 50]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([2])}]
+    metric = DetectionMetric()
+    metric.update(pred, target)
+    assert metric.compute()["map50"] == 0.0
+
+
+def test_perfect_segmentation_gives_miou_one():
+    masks = torch.randint(0, 4, (2, 16, 16))
+    masks[0, :2] = 255
+    metric = SegmentationMetric(4)
+    metric.update(torch.nn.functional.one_hot(masks.clamp(max=3), 4).permute(0, 3, 1, 2).float(), masks)
+    assert metric.compute() == pytest.approx({"miou": 1.0, "pixel_acc": 1.0})
+
+
+def test_hand_computed_miou_over_the_dataset_confusion_matrix():
+    # ground truth [[0, 0], [1, 1]] and [[255, 1]]; prediction [[0, 1], [1, 1]] and [[0, 1]]
+    masks = [torch.tensor([[[0, 0], [1, 1]]]), torch.tensor([[[255, 1]]])]
+    preds = [torch.tensor([[[0, 1], [1, 1]]]), torch.tensor([[[0, 1]]])]
+    metric = SegmentationMetric(2)
+    for p, m in zip(preds, masks):
+        metric.update(p, m)
+    # class 0: TP 1, FN 1 (one 0 predicted as 1), FP 0 -> 1/2; class 1: TP 3, FP 1, FN 0 -> 3/4; ignored pixel skipped
+    assert metric.compute()["miou"] == pytest.approx((1 / 2 + 3 / 4) / 2)
+    assert metric.compute()["pixel_acc"] == pytest.approx(4 / 5)
+    assert metric.per_class_iou() == pytest.approx([0.5, 0.75])
+
+
+def test_mismatched_shapes_are_an_error():
+    with pytest.raises(ValueError, match="differs from mask shape"):
+        SegmentationMetric(3).update(torch.zeros(1, 4, 4, dtype=torch.long), torch.zeros(1, 4, 5, dtype=torch.long))
