@@ -103,3 +103,15 @@ def tiny_config(tmp_path):
         return apply_overrides(TrainConfig(), {**TINY_TRAIN, "output": str(tmp_path / "run"), **overrides}).validate()
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _restore_package_logger():
+    """The CLI's ``main`` configures the ``edgenext`` logger for a terminal (own handler, no
+    propagation); put it back after each test so pytest's ``caplog`` sees later records."""
+    import logging
+
+    logger = logging.getLogger("edgenext")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]

@@ -10,7 +10,8 @@ from torchvision.models.detection.image_list import ImageList
 
 import edgenext
 from edgenext.constants import IMAGENET_MEAN, IMAGENET_STD
-from edgenext.dense import SSDLiteRaw, deeplabv3, postprocess_detections, profile_dense, ssdlite
+from edgenext.bench.dense import profile_dense
+from edgenext.dense import SSDLiteRaw, deeplabv3, postprocess_detections, ssdlite
 from edgenext.models import get_variant, ours_to_official, save_weights
 
 VARIANTS = edgenext.list_models()

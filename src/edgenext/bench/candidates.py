@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -68,19 +68,22 @@ def _runtime_call(runner: Callable[[torch.Tensor], torch.Tensor], ctx: BenchCont
     return lambda: runner(x)
 
 
-def _exported(module: nn.Module, fmt: ExportFormat, name: str, ctx: BenchContext) -> Callable[[int], Call]:
+def _exported(module: nn.Module, fmt: ExportFormat, name: str, ctx: BenchContext,
+              output_names: Optional[Sequence[str]] = None) -> Callable[[int], Call]:
     """Export ``module`` in ``fmt`` and run the file in its runtime: once with a dynamic batch,
-    or once per batch size for the formats that build static (mobile) programs."""
+    or once per batch size for the formats that build static (mobile) programs.
+    ``output_names``: a multi-output network's (for the formats that take them)."""
+    names = {} if output_names is None else {"output_names": tuple(output_names)}
     if fmt.static_batch:
         def build(batch: int) -> Call:
             output = ctx.workdir / f"{name}-b{batch}{fmt.suffix}"
-            path = fmt.writer(module, output, input_size=ctx.input_size, batch=batch)
+            path = fmt.writer(module, output, input_size=ctx.input_size, batch=batch, **names)
             return _runtime_call(fmt.runner(path, threads=ctx.threads), ctx, batch)
 
         return build
 
     def export() -> Callable[[int], Call]:
-        path = fmt.writer(module, ctx.workdir / f"{name}{fmt.suffix}", input_size=ctx.input_size, batch=None)
+        path = fmt.writer(module, ctx.workdir / f"{name}{fmt.suffix}", input_size=ctx.input_size, batch=None, **names)
         runner = fmt.runner(path, threads=ctx.threads)
         return lambda batch: _runtime_call(runner, ctx, batch)
 

@@ -25,6 +25,8 @@ def format_header(info: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
         line += f" ({info['gpu']})"
     if rows:
         line += f" {rows[0]['dtype']}, {_size(rows[0])} px"
+        if rows[0].get("timed"):
+            line += f"\ntimed: {rows[0]['timed']}"
     return line
 
 
@@ -40,14 +42,22 @@ def rows_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), indent=2)
 
 
+#: the speed-ratio column: its row key and header (timm's EdgeNeXt for classify, torchvision for detect / segment)
+_RATIOS = (("ratio_vs_torchvision_eager", "vs tv"), ("ratio_vs_timm_eager", "vs timm"))
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width table; the ratio is timm-eager latency / this latency (>1: faster)."""
-    head = f"{'model':<24}{'impl':<6}{'runtime':<17}{'batch':>5}{'MAdds':>9}{'median ms':>11}{'p90 ms':>10}{'img/s':>9}{'vs timm':>9}"
+    """A fixed-width table; the ratio is the reference's eager latency / this latency (>1: faster)."""
+    key, title = next(((k, t) for k, t in _RATIOS if any(k in r for r in rows)), _RATIOS[-1])
+    width = max([24, *(len(r["model"]) + 2 for r in rows)])
+    impl = max([6, *(len(r["impl"]) + 1 for r in rows)])
+    head = (f"{'model':<{width}}{'impl':<{impl}}{'runtime':<17}{'batch':>5}{'MAdds':>9}{'median ms':>11}{'p90 ms':>10}"
+            f"{'img/s':>9}{title:>9}")
     lines = [head, "-" * len(head)]
     for r in rows:
         madds = f"{r['madds'] / 1e6:.0f}M" if r.get("madds") else "-"
-        ratio = f"{r['ratio_vs_timm_eager']:.2f}x" if r.get("ratio_vs_timm_eager") else "-"
-        line = (f"{r['model']:<24}{r['impl']:<6}{r['runtime']:<17}{r['batch']:>5}{madds:>9}"
+        ratio = f"{r[key]:.2f}x" if r.get(key) else "-"
+        line = (f"{r['model']:<{width}}{r['impl']:<{impl}}{r['runtime']:<17}{r['batch']:>5}{madds:>9}"
                 f"{_fmt(r['latency_ms_median'], '.2f'):>11}{_fmt(r['latency_ms_p90'], '.2f'):>10}"
                 f"{_fmt(r['throughput_img_s'], '.1f'):>9}{ratio:>9}")
         if r.get("error"):

@@ -23,12 +23,14 @@ from .candidates import (
     peer_candidate,
     runtime_available,
 )
+from .dense import DEFAULT_DENSE_BACKBONES, DENSE_RUNTIMES, DENSE_TASKS, TIMED, TORCHVISION_PEERS, dense_candidates
 from .profile import count_madds
 from .timing import time_interleaved
 
 log = logging.getLogger(__name__)
 
 TIMM_EDGENEXT = ("edgenext_xx_small", "edgenext_x_small", "edgenext_small", "edgenext_base")
+TASKS = ("classify", *DENSE_TASKS)
 
 
 #: runtimes a quick run leaves out: torch.compile takes minutes before the first call
@@ -47,6 +49,9 @@ class BenchSettings:
     device: str = "cpu"
     fp16: bool = False
     quick: bool = False  # few timed rounds and none of SLOW_TO_START
+    #: classify: EdgeNeXt against timm's models; detect / segment: our SSDLite / DeepLabv3 against
+    #: torchvision's (``models`` are then the backbones, ``peers`` torchvision model names)
+    task: str = "classify"
 
     @property
     def measured_runtimes(self) -> tuple[str, ...]:
@@ -58,6 +63,24 @@ class BenchSettings:
         if self.quick:
             return (2, 10) if batch == 1 else (1, 3)
         return (10, 60) if batch == 1 else (2, 10)
+
+
+#: what ``bench_settings`` fills in for detect / segment (classify: BenchSettings' own defaults)
+_DENSE_DEFAULTS = {
+    task: dict(models=DEFAULT_DENSE_BACKBONES, peers=TORCHVISION_PEERS[task], runtimes=DENSE_RUNTIMES,
+               peer_runtimes=DENSE_RUNTIMES, batches=(1,), input_size=side)
+    for task, side in (("detect", 320), ("segment", 512))
+}
+
+
+def bench_settings(task: str = "classify", **given: Any) -> BenchSettings:
+    """``BenchSettings`` for ``task``: what ``given`` sets (None counts as not given), the task's defaults
+    for the rest (detect / segment: edgenext_small against torchvision's MobileNetV3 model, batch 1, the
+    paper's 320 / 512, in eager PyTorch, ONNX Runtime and ExecuTorch)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    values = {k: v for k, v in given.items() if v is not None}
+    return BenchSettings(task=task, **{**_DENSE_DEFAULTS.get(task, {}), **values})
 
 
 def machine_info(settings: BenchSettings) -> dict[str, Any]:
@@ -84,8 +107,21 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _available(runtimes: Sequence[str], who: str) -> tuple[str, ...]:
+    for runtime in runtimes:
+        if not runtime_available(runtime):
+            log.info("skipping %s/%s: the runtime is not installed", who, runtime)
+    return tuple(r for r in runtimes if runtime_available(r))
+
+
 def _candidates(s: BenchSettings, ctx: BenchContext) -> list[Candidate]:
     on_cuda = s.device.startswith("cuda")
+    if s.task != "classify":
+        ours, peers = s.measured_runtimes, s.peer_runtimes
+        if on_cuda:  # the exported runtimes run on the CPU
+            ours, peers = tuple(r for r in ours if r == "eager"), tuple(r for r in peers if r == "eager")
+        return dense_candidates(s.task, s.models, s.peers, _available(ours, "ours"), _available(peers, "torchvision"),
+                                ctx)
     out: list[Candidate] = []
     for name in s.models:
         for runtime in s.measured_runtimes:
@@ -113,6 +149,28 @@ def _peer(name: str, s: BenchSettings, ctx: BenchContext, on_cuda: bool, runtime
     return [peer_candidate(name, r, ctx) for r in runtimes]
 
 
+def _set_ratios(rows: list[dict], s: BenchSettings) -> None:
+    """Each row's speed against the reference at its batch (>1: faster): timm's eager EdgeNeXt for
+    classify (``ratio_vs_timm_eager``), the first torchvision peer in eager PyTorch for detect / segment
+    (``ratio_vs_torchvision_eager``)."""
+    if s.task == "classify":
+        key, find = "ratio_vs_timm_eager", lambda row: _reference(row, rows, s.models[0] if s.models else None)
+    else:
+        key, find = "ratio_vs_torchvision_eager", lambda row: _peer_reference(row, rows, s.peers)
+    for row in rows:
+        ref = find(row)
+        ok = ref is not None and row["latency_ms_median"] and ref["latency_ms_median"]
+        row[key] = round(ref["latency_ms_median"] / row["latency_ms_median"], 3) if ok else None
+
+
+def _peer_reference(row: dict, rows: list[dict], peers: Sequence[str]) -> Optional[dict]:
+    for r in rows:
+        if peers and r["model"] == peers[0] and r["impl"] == "torchvision" and r["runtime"] == "eager" \
+                and r["batch"] == row["batch"]:
+            return r
+    return None
+
+
 def _reference(row: dict, rows: list[dict], first_model: str) -> Optional[dict]:
     """The timm-eager row a row is compared with: the same EdgeNeXt size, else the first one's."""
     target = row["model"] if row["model"] in TIMM_EDGENEXT and row["model"] in {r["model"] for r in rows if r["impl"] == "timm"} else first_model
@@ -124,7 +182,8 @@ def _reference(row: dict, rows: list[dict], first_model: str) -> Optional[dict]:
 
 def run_bench(settings: BenchSettings, workdir: Optional[Path] = None) -> list[dict[str, Any]]:
     """Measure every candidate at every batch size; rows carry medians, p90, throughput, MAdds,
-    the machine's CPU and the speed ratio against timm's eager EdgeNeXt of the same size (>1: faster)."""
+    the machine's CPU and the speed ratio against the reference (>1: faster): timm's eager EdgeNeXt
+    of the same size (classify), torchvision's model in eager PyTorch (detect / segment)."""
     s = settings
     size = input_hw(s.input_size)
     if s.threads < 1 or not s.batches or min(s.batches) < 1:
@@ -132,9 +191,14 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None) -> list[d
                          f"batches={tuple(s.batches)}")
     if s.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked, but torch sees no CUDA device")
-    unknown = set(s.runtimes) - set(OUR_RUNTIMES)
+    if s.task not in TASKS:
+        raise ValueError(f"unknown task {s.task!r}: choose one of {', '.join(TASKS)}")
+    allowed = OUR_RUNTIMES if s.task == "classify" else DENSE_RUNTIMES
+    unknown = set(s.runtimes) - set(allowed)
+    if s.task != "classify":  # (classify: _peer checks the peers' runtimes)
+        unknown |= set(s.peer_runtimes) - set(DENSE_RUNTIMES)
     if unknown:
-        raise ValueError(f"unknown runtimes {sorted(unknown)}: choose from {', '.join(OUR_RUNTIMES)}")
+        raise ValueError(f"unknown runtimes {sorted(unknown)} for --task {s.task}: choose from {', '.join(allowed)}")
     torch.set_num_threads(s.threads)
     dtype = torch.float16 if s.fp16 else torch.float32
     if s.fp16 and not s.device.startswith("cuda"):
@@ -148,16 +212,14 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None) -> list[d
             ctx.calibration = calibration_tensor("digits", size, limit=16)  # speed only: few images
         candidates = _candidates(s, ctx)
         madds = {(c.impl, c.model): count_madds(c.module, size) for c in candidates}
-        common = {"input_size": list(size), "threads": s.threads, "device": s.device,
+        common = {"task": s.task, "input_size": list(size), "threads": s.threads, "device": s.device,
                   "dtype": "fp16" if s.fp16 else "fp32", "cpu": _cpu_name()}
+        if s.task in TIMED:
+            common["timed"] = TIMED[s.task]
         rows = []
         for batch in s.batches:
             rows += _measure_batch(candidates, batch, s, madds, common)
-    first = s.models[0] if s.models else None
-    for row in rows:
-        ref = _reference(row, rows, first)
-        ok = ref is not None and row["latency_ms_median"] and ref["latency_ms_median"]
-        row["ratio_vs_timm_eager"] = round(ref["latency_ms_median"] / row["latency_ms_median"], 3) if ok else None
+    _set_ratios(rows, s)
     return rows
 
 

@@ -1,19 +1,24 @@
-"""``edgenext export``: write a model in a deployment format and check it against eager PyTorch."""
+"""``edgenext export``: write a model in a deployment format and check it against eager PyTorch.
+
+``--task detect|segment``: the detector's network with box decoding and softmax (no NMS) or the
+segmenter's logits graph, to ONNX or ExecuTorch, every output checked (``edgenext.dense.export``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from torch import nn
 
-from ..deploy.export import export_model
-from ..deploy.formats import FORMATS
-from ..models import create_model
+from ..deploy.export import ExportResult, export_model
+from ..deploy.formats import FORMATS, MULTI_OUTPUT_FORMATS
+from ..models import Checkpoint, create_model
+from ..models.edgenext import InputSize
 from ..train.inference import load_model
-from .options import add_input_size, add_model_args
+from .options import WEIGHTS_TASK_HELP, add_input_size, add_model_args, add_task, resolve_task
 
 #: input side when neither --input-size nor a checkpoint of edgenext train gives one
 DEFAULT_INPUT_SIZE = 256
@@ -37,19 +42,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="export a model (ONNX, ExecuTorch, TorchScript, OpenVINO, Core ML) with a parity check",
         description="Fuse a model for inference, export it, run the export in its runtime on a fixed input and "
         "print the max difference against eager PyTorch (fails above 1e-4). A checkpoint of edgenext train "
-        "names its model and input size, so --weights alone is enough.",
+        "names its model, task and input size, so --weights alone is enough. --task detect exports the SSDLite "
+        "network with box decoding and softmax (outputs boxes, scores; the score threshold and NMS run outside "
+        "the graph: edgenext.dense.export.detect_onnx), --task segment the DeepLabv3 logits at the input size; "
+        f"both to {' or '.join(MULTI_OUTPUT_FORMATS)}, every output checked at batch 1 and 2.",
     )
-    add_model_args(p)
+    add_task(p, default=None, help=WEIGHTS_TASK_HELP)
+    add_model_args(p, model_help="variant (detect / segment: the backbone, random weights; optional for "
+                   "checkpoints of edgenext train and hf-hub:timm/... repositories, which name theirs)")
     p.add_argument("--num-classes", type=int, default=None,
-                   help="classifier size, building --model with that head (default: the checkpoint's, else 1000)")
+                   help="classifier size, building --model with that head (default: the checkpoint's, else 1000; "
+                   "detect / segment: classes with the background, default 81 / 21)")
     p.add_argument("--format", required=True, choices=tuple(FORMATS), help="target format")
     p.add_argument("--output", required=True, type=Path,
                    help="output file (" + ", ".join(f"{f.name}: {f.suffix}" for f in FORMATS.values()) + ")")
     add_input_size(p, help=f"input side N, or HEIGHT WIDTH (default: the checkpoint's input size, else "
-                           f"{DEFAULT_INPUT_SIZE})")
+                           f"{DEFAULT_INPUT_SIZE}; detect / segment: the paper's 320 / 512)")
     p.add_argument("--batch", type=_batch, default=None, metavar="dynamic|N",
                    help="batch axis: dynamic (default; ExecuTorch and Core ML then use 1) or a fixed N")
-    p.add_argument("--no-fuse", action="store_true", help="export the training graph instead of the fused one")
+    p.add_argument("--no-fuse", action="store_true",
+                   help="export the training graph instead of the fused one (classify; detect / segment are "
+                   "exported unfused)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -67,10 +80,48 @@ def _model(args: argparse.Namespace) -> tuple[nn.Module, Optional[int]]:
     return loaded.model, loaded.input_size if loaded.extra.get("trained") else None
 
 
+def _dense_model(args: argparse.Namespace, task: str,
+                 checkpoint: Optional[Checkpoint]) -> tuple[nn.Module, Optional[InputSize]]:
+    """The detector / segmenter to export and the input size to export it at (None: the model's own)."""
+    if args.pretrained:
+        raise ValueError(f"--pretrained is for classification; --task {task} exports --model BACKBONE (random "
+                         f"weights) or --weights, a checkpoint of edgenext train --task {task}")
+    if args.weights is not None:
+        from .eval import load_dense
+
+        if args.num_classes is not None:
+            raise ValueError(f"--num-classes: {args.weights} records its classes; leave --num-classes out")
+        loaded = load_dense(args, task, checkpoint, "cpu")
+        return loaded.model, args.input_size or (None if task == "detect" else loaded.input_size or None)
+    if args.model is None:
+        raise ValueError(f"--task {task} needs --model BACKBONE (e.g. edgenext_small, random weights) or --weights, "
+                         f"a checkpoint of edgenext train --task {task}")
+    from ..dense.constants import DETECTION_INPUT_SIZE
+    from ..dense.build import build_dense
+
+    kwargs: dict[str, Any] = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    if task == "detect":
+        kwargs["image_size"] = args.input_size or DETECTION_INPUT_SIZE
+    return build_dense(task, args.model, **kwargs).eval(), args.input_size
+
+
+def _export_dense(args: argparse.Namespace, task: str, checkpoint: Optional[Checkpoint]) -> ExportResult:
+    if args.format not in MULTI_OUTPUT_FORMATS:
+        raise ValueError(f"--format {args.format}: --task {task} exports to {' or '.join(MULTI_OUTPUT_FORMATS)}")
+    from ..dense.export import export_dense
+
+    model, size = _dense_model(args, task, checkpoint)
+    return export_dense(model, args.format, args.output, input_size=size, batch=args.batch)
+
+
 def run(args: argparse.Namespace) -> int:
-    model, recorded = _model(args)
-    size = args.input_size or recorded or DEFAULT_INPUT_SIZE
-    result = export_model(model, args.format, args.output, input_size=size, batch=args.batch,
-                          fused=not args.no_fuse)
+    task, checkpoint = resolve_task(args.task, args.weights)
+    if task == "classify":
+        model, recorded = _model(args)
+        size = args.input_size or recorded or DEFAULT_INPUT_SIZE
+        result = export_model(model, args.format, args.output, input_size=size, batch=args.batch,
+                              fused=not args.no_fuse)
+    else:
+        result = _export_dense(args, task, checkpoint)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.parity_line())
     return 0

@@ -30,16 +30,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each message (not at creation)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # logging.StreamHandler.__init__ assigns it
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
     """Our messages on stderr as ``edgenext: ...``; other libraries' loggers (matplotlib's font-cache
     notice, ...) are left alone instead of being printed under our prefix by a root handler."""
     package = logging.getLogger("edgenext")
     if not any(getattr(h, "_edgenext", False) for h in package.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("edgenext: %(message)s"))
         handler._edgenext = True  # type: ignore[attr-defined]
         package.addHandler(handler)
     package.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # NOTE: some dependencies install a root handler on import; propagating would print every line twice
+    package.propagate = False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

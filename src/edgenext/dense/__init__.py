@@ -8,7 +8,7 @@ in ``num_classes`` (label 0): 81 for COCO, 21 for VOC. Data: ``edgenext.dense.da
 from .data import CocoDetection, DigitScenes, PairedSegmentation, VOCSegmentation
 from .deeplabv3 import DeepLabV3, deeplabv3, segmentation_loss
 from .metrics import DetectionMetric, SegmentationMetric
-from .profile import build_dense, profile_dense
+from .build import build_dense
 from .ssdlite import SSDLite, SSDLiteRaw, postprocess_detections, ssdlite
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "build_dense",
     "deeplabv3",
     "postprocess_detections",
-    "profile_dense",
     "segmentation_loss",
     "ssdlite",
 ]

@@ -25,6 +25,13 @@ def example_input(batch: int, size: HW, in_chans: int = 3, seed: int = 0) -> tor
     return torch.randn(batch, in_chans, height, width, generator=gen)
 
 
+def example_images(batch: int, size: HW, in_chans: int = 3, seed: int = 0) -> torch.Tensor:
+    """A fixed, seeded batch of images in [0, 1]: what the detectors and segmenters take."""
+    height, width = size
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, in_chans, height, width, generator=gen)
+
+
 def max_abs_diff(a: Union[torch.Tensor, np.ndarray], b: Union[torch.Tensor, np.ndarray]) -> float:
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     b = b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)

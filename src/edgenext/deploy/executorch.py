@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -43,11 +43,17 @@ def lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
 
 
 def export_executorch(
-    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = 1
+    model: nn.Module,
+    output: Union[str, Path],
+    *,
+    input_size: HW = (256, 256),
+    batch: Optional[int] = 1,
+    output_names: Sequence[str] = (),
 ) -> Path:
     """Write ``model`` at ``input_size`` (height, width) as an XNNPACK-delegated ``.pte``.
     ``batch=None``: dynamic batch up to ``MAX_DYNAMIC_BATCH`` (mobile apps usually run batch 1,
-    the default)."""
+    the default). ``output_names`` is not stored: a program's outputs are positional (taken so
+    that every multi-output writer has one signature)."""
     require("executorch", EXTRA, "ExecuTorch export")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +79,11 @@ class ExecuTorchModel:
         self.method = self.program.load_method("forward")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.method.execute([x.detach().contiguous()])[0]
+        return self.outputs(x)[0]
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output of the program, in its order (a detector's boxes and scores)."""
+        return tuple(self.method.execute([x.detach().contiguous()]))
 
 
 def _set_threads(threads: int) -> None:

@@ -52,7 +52,8 @@ class ExportResult:
         return asdict(self)
 
 
-def _size(path: Path) -> int:
+def size_bytes(path: Path) -> int:
+    """What an export occupies on disk: a file, a folder (Core ML), or OpenVINO's .xml with its .bin."""
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     size = path.stat().st_size
@@ -95,7 +96,7 @@ def export_model(
         return _structural_result(spec.name, path, spec.describe(path), list(reference.shape), tolerance, seconds)
     diff = max_abs_diff(spec.runner(path)(x), reference)
     check = f"batch {x.shape[0]}, fixed seeded input"
-    result = ExportResult(spec.name, str(path), _size(path), diff, tolerance, check, seconds)
+    result = ExportResult(spec.name, str(path), size_bytes(path), diff, tolerance, check, seconds)
     if diff > tolerance:
         raise ParityError(f"{spec.name} export differs from eager PyTorch: {result.parity_line()}")
     return result
@@ -107,4 +108,4 @@ def _structural_result(fmt: str, path: Path, shapes: dict[str, list[int]], expec
     if shapes.get(next(reversed(shapes))) not in (expected, []):
         raise ParityError(f"{fmt} file outputs {shapes}, expected logits of shape {expected}")
     check = f"structural only (its runtime cannot run on this machine): {shapes}"
-    return ExportResult(fmt, str(path), _size(path), None, tolerance, check, seconds, {"shapes": shapes})
+    return ExportResult(fmt, str(path), size_bytes(path), None, tolerance, check, seconds, {"shapes": shapes})

@@ -21,11 +21,14 @@ from .common import HW
 
 
 class Writer(Protocol):
+    """Writes ``model`` to ``output``; the writers of ``multi_output`` formats also take ``output_names``."""
+
     def __call__(self, model: nn.Module, output: Path, *, input_size: HW, batch: Optional[int]) -> Path: ...
 
 
 class Runner(Protocol):
-    """A file loaded in its runtime: ``runner(path, threads=...)(x)`` returns the logits tensor."""
+    """A file loaded in its runtime: ``runner(path, threads=...)(x)`` returns the logits tensor
+    (the first output); for ``multi_output`` formats ``.outputs(x)`` returns all of them."""
 
     def __call__(self, path: Path, *, threads: Optional[int] = None) -> Callable[[torch.Tensor], torch.Tensor]: ...
 
@@ -48,6 +51,9 @@ class ExportFormat:
     can_run: Callable[[], bool] = _anywhere
     #: the saved file's input/output shapes, for a structural check where it cannot run
     describe: Optional[Callable[[Path], dict[str, list[int]]]] = None
+    #: networks with several outputs (a detector's boxes and scores) export and run: the writer
+    #: takes ``output_names`` and the loaded runner's ``outputs(x)`` returns every output
+    multi_output: bool = False
 
     @property
     def installed(self) -> bool:
@@ -55,9 +61,9 @@ class ExportFormat:
 
 
 _TABLE = (
-    ExportFormat("onnx", ".onnx", onnx.EXTRA, "onnxruntime", onnx.export_onnx, onnx.OrtModel),
+    ExportFormat("onnx", ".onnx", onnx.EXTRA, "onnxruntime", onnx.export_onnx, onnx.OrtModel, multi_output=True),
     ExportFormat("executorch", ".pte", executorch.EXTRA, "executorch", executorch.export_executorch,
-                 executorch.ExecuTorchModel, static_batch=True),
+                 executorch.ExecuTorchModel, static_batch=True, multi_output=True),
     ExportFormat("torchscript", ".pt", None, "torch", torchscript.export_torchscript, torchscript.TorchScriptModel),
     ExportFormat("openvino", ".xml", openvino.EXTRA, "openvino", openvino.export_openvino, openvino.OpenVinoModel),
     ExportFormat("coreml", ".mlpackage", coreml.EXTRA, "coremltools", coreml.export_coreml, coreml.CoreMLModel,
@@ -66,6 +72,8 @@ _TABLE = (
 
 #: name -> format, in the order the CLI lists them
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in _TABLE}
+#: the formats a multi-output network (detector, segmenter) exports to
+MULTI_OUTPUT_FORMATS: tuple[str, ...] = tuple(f.name for f in _TABLE if f.multi_output)
 
 
 def export_format(name: str) -> ExportFormat:

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import warnings
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -31,9 +31,11 @@ def export_onnx(
     batch: Optional[int] = None,
     opset: int = DEFAULT_OPSET,
     simplify: bool = True,
+    output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> Path:
     """Write ``model`` as ONNX at ``input_size`` (height, width). ``batch=None`` makes the batch
-    axis dynamic; the spatial size is fixed.
+    axis dynamic; the spatial size is fixed. ``output_names``: one per output of ``model``
+    (a detector's ``boxes`` and ``scores``).
 
     The graph comes from the dynamo exporter (already constant-folded by onnxscript's
     optimiser) and, when onnxslim is installed, is slimmed further (fused constants, removed
@@ -52,7 +54,7 @@ def export_onnx(
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model, (x,), dynamo=True, opset_version=opset, dynamic_shapes=dynamic,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False, optimize=True,
+            input_names=[INPUT_NAME], output_names=list(output_names), verbose=False, optimize=True,
         )
         program.save(str(output))
     if simplify:
@@ -100,6 +102,14 @@ class OrtModel:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        #: the graph's input shape: ints, or a name for a dynamic axis
+        self.input_shape = tuple(self.session.get_inputs()[0].shape)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.detach().cpu().numpy())})[0]
-        return torch.from_numpy(out)
+        return self.outputs(x)[0]
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output of the graph, in its order (a detector's boxes and scores)."""
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.detach().cpu().numpy())})
+        return tuple(torch.from_numpy(o) for o in out)

@@ -136,6 +136,10 @@ def fuse(model: nn.Module, input_size: Optional[InputSize] = None) -> FusedEdgeN
     """
     if not isinstance(model, EdgeNeXt):
         raise ValueError(f"fuse expects an EdgeNeXt classifier (from create_model), got {type(model).__name__}")
+    if getattr(model, "output_stride", 32) != 32:
+        # NOTE: the fused modules know only stride-2 downsampling and undilated depth-wise convs
+        raise ValueError(f"fuse supports output stride 32 only, got a model built with output_stride={model.output_stride}; "
+                         "export the unfused model instead")
     size = input_hw(input_size) if input_size is not None else None
     sizes = stage_map_sizes(size, len(model.stages)) if size is not None else [None] * len(model.stages)
     stages = nn.Sequential(*(_fuse_stage(stage, sizes[i]) for i, stage in enumerate(model.stages)))

@@ -1,0 +1,162 @@
+"""Exporting a detector or segmenter, and running an exported detector.
+
+What goes into the file: for ``SSDLite``, ``SSDLiteRaw`` (the network with box decoding and
+softmax: ``boxes (N, A, 4)`` in input pixels and ``scores (N, A, C)``); for ``DeepLabV3``, its
+eval graph (``logits (N, C, H, W)`` at the input size). The score threshold and per-class NMS
+stay outside the graph (see the README, "Exporting a detector"): ``OnnxDetector`` /
+``detect_onnx`` apply ``postprocess_detections`` to ONNX Runtime's outputs and return what the
+eval-mode model returns.
+
+Import direction: ``dense`` -> ``deploy`` (the format table, writers and runtimes) -> ``models``;
+``deploy`` knows nothing of the dense models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..deploy.common import FP32_TOLERANCE
+from ..deploy.export import ExportResult
+from ..deploy.network import export_network
+from ..deploy.onnx import OrtModel
+from ..models.edgenext import InputSize, input_hw
+from .constants import SEGMENTATION_INPUT_SIZE
+from .deeplabv3 import DeepLabV3
+from .ssdlite import SSDLite, SSDLiteRaw, postprocess_detections
+
+DETECTION_OUTPUTS = ("boxes", "scores")
+SEGMENTATION_OUTPUTS = ("logits",)
+
+Images = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def deployable(model: nn.Module) -> tuple[nn.Module, tuple[str, ...]]:
+    """The module an export writes for ``model`` and the names of its outputs."""
+    if isinstance(model, SSDLite):
+        return SSDLiteRaw(model).eval(), DETECTION_OUTPUTS
+    if isinstance(model, DeepLabV3):
+        return model.eval(), SEGMENTATION_OUTPUTS
+    raise ValueError(f"expected an SSDLite (edgenext.dense.ssdlite) or a DeepLabV3 (edgenext.dense.deeplabv3), "
+                     f"got {type(model).__name__}; export a classifier with edgenext.deploy.export.export_model")
+
+
+def export_size(model: nn.Module, input_size: Optional[InputSize] = None) -> tuple[int, int]:
+    """The ``(height, width)`` ``model`` is exported at: a detector's own size; a segmenter's
+    ``input_size`` (default 512)."""
+    if isinstance(model, SSDLite):
+        if input_size is not None and input_hw(input_size) != tuple(model.image_size):
+            h, w = model.image_size
+            raise ValueError(f"this detector resizes every image to {h}x{w} (its anchors are laid out for it); "
+                             f"export it at that size (leave the input size out), not at {input_hw(input_size)}")
+        return tuple(model.image_size)
+    return input_hw(input_size if input_size is not None else SEGMENTATION_INPUT_SIZE)
+
+
+def export_dense(
+    model: nn.Module,
+    fmt: str,
+    output: Union[str, Path],
+    *,
+    input_size: Optional[InputSize] = None,
+    batch: Optional[int] = None,
+    tolerance: float = FP32_TOLERANCE,
+) -> ExportResult:
+    """Export a detector (``SSDLiteRaw``: boxes, scores) or a segmenter (logits) and check every output.
+
+    ``fmt``: ``onnx`` or ``executorch`` (XNNPACK). ``input_size``: a detector exports at its
+    own ``image_size`` (another size is an error); a segmenter at ``input_size`` (default
+    512). ``batch=None``: dynamic batch (ExecuTorch: batch 1). Raises ``ParityError`` when an
+    output differs from eager PyTorch by more than ``tolerance``.
+    """
+    size = export_size(model, input_size)
+    module, names = deployable(model)
+    return export_network(module, fmt, output, input_size=size, output_names=names, batch=batch, tolerance=tolerance)
+
+
+class OnnxDetector:
+    """An ONNX file of ``SSDLiteRaw`` in ONNX Runtime, returning the eval-mode model's detections.
+
+    ``detector(images)``: a ``(N, 3, H, W)`` batch or a list of ``(3, H, W)`` RGB float images in
+    [0, 1], any size. Each is resized to the file's input size as ``SSDLite`` does (bilinear),
+    the network runs, and ``postprocess_detections`` (score threshold, best
+    ``candidates_per_class`` per class, per-class NMS, best ``topk``) gives one
+    ``{"boxes", "scores", "labels"}`` per image, boxes ``(x1, y1, x2, y2)`` in that image's pixels.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        score_thresh: float = 0.01,
+        nms_thresh: float = 0.5,
+        topk: int = 200,
+        candidates_per_class: int = 400,
+        threads: Optional[int] = None,
+    ) -> None:
+        self.runtime = OrtModel(path, threads=threads)
+        if self.runtime.output_names != DETECTION_OUTPUTS:
+            raise ValueError(f"{path}: outputs {self.runtime.output_names}, not a detector's {DETECTION_OUTPUTS}; "
+                             "export one with edgenext export --task detect")
+        batch, _, height, width = self.runtime.input_shape
+        self.batch = batch if isinstance(batch, int) else None  # None: dynamic
+        self.image_size = (int(height), int(width))
+        self.settings = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, topk=topk,
+                             candidates_per_class=candidates_per_class)
+
+    def __call__(self, images: Images) -> list[dict[str, torch.Tensor]]:
+        originals = [tuple(img.shape[-2:]) for img in images]
+        batch = torch.stack([self._resize(img) for img in images])  # (N, 3, H, W) at the file's size
+        boxes, scores = self._run(batch)
+        results = postprocess_detections(boxes, scores, **self.settings)
+        for found, (h0, w0) in zip(results, originals):
+            found["boxes"] = _rescale(found["boxes"], self.image_size, (h0, w0))
+        return results
+
+    def _resize(self, image: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point():
+            raise ValueError(f"expected RGB float images (3, H, W) in [0, 1], got {image.dtype} of shape "
+                             f"{tuple(image.shape)}")
+        if tuple(image.shape[-2:]) == self.image_size:
+            return image.float()
+        # NOTE: SSDLite's own transform (torchvision's) resizes with these settings; normalising
+        # before (it) or after (the exported graph) resizing is the same per-channel affine map
+        return F.interpolate(image[None].float(), size=self.image_size, mode="bilinear", align_corners=False)[0]
+
+    def _run(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.batch is None:
+            return self.runtime.outputs(batch)
+        # a static-batch file: run it on chunks of its batch, the last one padded with its last image
+        chunks = []
+        for start in range(0, batch.shape[0], self.batch):
+            chunk = batch[start:start + self.batch]
+            pad = self.batch - chunk.shape[0]
+            if pad:
+                chunk = torch.cat([chunk, chunk[-1:].expand(pad, -1, -1, -1)])
+            chunks.append([t[: self.batch - pad] for t in self.runtime.outputs(chunk)])
+        return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
+
+
+def _rescale(boxes: torch.Tensor, size: tuple[int, int], original: tuple[int, int]) -> torch.Tensor:
+    """Boxes in pixels of ``size`` -> pixels of ``original`` (both ``(height, width)``), as torchvision does."""
+    ratio_h = torch.tensor(original[0], dtype=torch.float32) / torch.tensor(size[0], dtype=torch.float32)
+    ratio_w = torch.tensor(original[1], dtype=torch.float32) / torch.tensor(size[1], dtype=torch.float32)
+    return boxes * torch.stack([ratio_w, ratio_h, ratio_w, ratio_h]).to(boxes.dtype)
+
+
+def detect_onnx(
+    path: Union[str, Path],
+    images: Images,
+    *,
+    score_thresh: float = 0.01,
+    nms_thresh: float = 0.5,
+    topk: int = 200,
+    threads: Optional[int] = None,
+) -> list[dict[str, torch.Tensor]]:
+    """Detections of the exported detector at ``path`` on ``images`` (see ``OnnxDetector``)."""
+    detector = OnnxDetector(path, score_thresh=score_thresh, nms_thresh=nms_thresh, topk=topk, threads=threads)
+    return detector(images)
