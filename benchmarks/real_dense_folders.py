@@ -89,7 +89,8 @@ def build(image_root: Path, out: Path, num_classes: int, scenes: int, seed: int 
             png.putpalette(palette)
             png.save(voc / "SegmentationClass" / f"{stem}.png")
             ids[split].append(stem)
-        categories = [{"id": cid, "name": names[j].split("_")[-1], "supercategory": "photo"} for j, cid in enumerate(category_ids)]
+        categories = [{"id": cid, "name": photos[names[j]][0].stem.partition("_")[2] or names[j], "supercategory": "photo"}
+                      for j, cid in enumerate(category_ids)]
         (coco / "annotations" / f"instances_{split}2017.json").write_text(
             json.dumps({"images": images, "annotations": annotations, "categories": categories}))
         (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids[split]) + "\n")
@@ -126,7 +127,8 @@ def main() -> None:
     print(f"object classes: {', '.join(names)}; layouts in {args.out / 'coco'} and {args.out / 'voc'}")
     common = ["--model", "edgenext_xx_small", "--epochs", str(args.epochs), "--batch-size", "8", "--no-progress",
               "--set", "workers=0", "--set", "amp=false", "--set", "backbone_weights=null", "--set", "base_batch=8",
-              "--set", "warmup_steps=2", "--set", "input_size=160"]
+              "--set", "warmup_steps=2", "--set", "input_size=160",
+              "--set", "data_kwargs={}"]  # no SBD masks here
     sample = sorted((args.out / "coco" / "val2017").iterdir())[:2]
     for task, data in (("detect", args.out / "coco"), ("segment", args.out / "voc")):
         run = args.out / f"run_{task}"

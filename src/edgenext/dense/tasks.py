@@ -309,8 +309,8 @@ class DetectionTask(_DenseTask):
         return evaluate_detection(model, loader, device=device, dist=dist, amp_dtype=amp_dtype, progress=progress)
 
     def describe(self, record: dict[str, Any]) -> str:
-        ema = f" (EMA {record['ema_val_map']:.3f})" if "ema_val_map" in record else ""
-        return f"val box mAP {record['val_map']:.3f}{ema}, mAP@0.5 {record['val_map50']:.3f}"
+        ema = f" (EMA {record['ema_val_map']:.3f} / {record['ema_val_map50']:.3f})" if "ema_val_map" in record else ""
+        return f"val box mAP / mAP@0.5 {record['val_map']:.3f} / {record['val_map50']:.3f}{ema}"
 
 
 class SegmentationTask(_DenseTask):

@@ -136,7 +136,7 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0.0 <= self.distill_alpha <= 1.0 or self.distill_tau <= 0:
             raise ValueError(f"distill_alpha must be in [0, 1] and distill_tau > 0, got {self.distill_alpha}, {self.distill_tau}")
-        if self.warmup_epochs < 0 or self.warmup_epochs > self.epochs:
+        if self.warmup_steps is None and (self.warmup_epochs < 0 or self.warmup_epochs > self.epochs):
             raise ValueError(f"warmup_epochs={self.warmup_epochs} must be between 0 and epochs={self.epochs}")
         if self.warmup_steps is not None and self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0 (or null: use warmup_epochs), got {self.warmup_steps}")

@@ -87,7 +87,8 @@ def seed_all(seed: int) -> None:
 
 def run_name(cfg: TrainConfig) -> str:
     data = DIGITS if cfg.data == DIGITS and not cfg.train_dir else Path(cfg.train_dir or cfg.data).resolve().name
-    return f"{cfg.model}-{data}"
+    task = "" if cfg.task == "classify" else f"-{cfg.task}"
+    return f"{cfg.model}{task}-{data}"
 
 
 def resolve_output(cfg: TrainConfig) -> tuple[Path, Optional[Path]]:
