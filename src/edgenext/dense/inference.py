@@ -43,7 +43,7 @@ from .tasks import (
     segmentation_eval_transform,
 )
 
-_logger = logging.getLogger("edgenext")
+log = logging.getLogger(__name__)
 
 DENSE_TASKS = ("detect", "segment")
 _KIND = {"classify": "classification", "detect": "detection", "segment": "segmentation"}

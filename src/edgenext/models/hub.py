@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from .weights import WeightsDownloadError
 
-_logger = logging.getLogger("edgenext")
+log = logging.getLogger(__name__)
 
 HUB_PREFIX = "hf-hub:"
 #: weight files looked for in a repository, in order of preference (safetensors runs no code at all)
@@ -92,7 +92,7 @@ def _find_weights(name: str, repo_id: str, revision: Optional[str]) -> Path:
     for filename in WEIGHT_FILES:
         path = _fetch(repo_id, filename, revision, local_only=True)
         if path is not None:
-            _logger.debug("%s: using the cached %s", name, path)
+            log.debug("%s: using the cached %s", name, path)
             return path
     if _offline():
         raise _not_available(name, repo_id, "not in the local Hugging Face cache and HF_HUB_OFFLINE is set")
@@ -121,13 +121,13 @@ def _read_config(weights: Path, repo_id: str, revision: Optional[str]) -> dict[s
         try:
             path = _fetch(repo_id, CONFIG_FILE, revision, local_only=False)
         except (OSError, ValueError) as err:  # the settings are optional: the defaults apply
-            _logger.debug("hf-hub:%s: no %s (%s)", repo_id, CONFIG_FILE, err)
+            log.debug("hf-hub:%s: no %s (%s)", repo_id, CONFIG_FILE, err)
     if path is None:
         return {}
     try:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        _logger.warning("hf-hub:%s: ignoring unreadable %s (%s)", repo_id, CONFIG_FILE, err)
+        log.warning("hf-hub:%s: ignoring unreadable %s (%s)", repo_id, CONFIG_FILE, err)
         return {}
     return config if isinstance(config, dict) else {}
 

@@ -28,7 +28,7 @@ from urllib.error import URLError
 import torch
 from torch import nn
 
-_logger = logging.getLogger("edgenext")
+log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 StateDict = dict[str, torch.Tensor]
@@ -132,7 +132,7 @@ def extract_state_dict(obj: Any, *, source: str = "checkpoint", prefer_ema: bool
                 f"{', '.join(keys)}; top-level keys: {listed or '(empty)'}"
             )
         state = obj[found]
-        _logger.debug("%s: using the weights under %r", source, found)
+        log.debug("%s: using the weights under %r", source, found)
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{source}: entries that are not tensors: {', '.join(map(str, bad[:_MAX_LISTED_KEYS]))}")
@@ -246,9 +246,9 @@ def load_state_dict_into(
     same_width = have is not None and have.shape[1:] == (want.shape[1:] if want is not None else have.shape[1:])
     if head_keys and same_width and (want is None or want.shape != have.shape):
         if want is None:
-            _logger.warning("%s: classifier (%d classes) dropped: the model has num_classes=0", source, have.shape[0])
+            log.warning("%s: classifier (%d classes) dropped: the model has num_classes=0", source, have.shape[0])
         else:
-            _logger.warning(
+            log.warning(
                 "%s: classifier has %d classes, the model %d: loaded everything else, head re-initialised",
                 source, have.shape[0], want.shape[0],
             )

@@ -27,7 +27,7 @@ from .distributed import DistInfo
 from .engine import evaluate
 from .modelspec import model_overrides, run_config
 
-_logger = logging.getLogger("edgenext")
+log = logging.getLogger(__name__)
 
 IMAGENET_CLASSES = 1000
 
@@ -135,7 +135,7 @@ def folder_class_names(loaded: LoadedModel, root: Path) -> list[str]:
                          f"(e.g. {', '.join(loaded.class_names[:3])})")
     if len(folders) > len(loaded.class_names):
         raise ValueError(f"{root}: {len(folders)} class folders but the model has {len(loaded.class_names)} outputs")
-    _logger.warning("%s: folder names are not the model's class names; using folder order as label index", root)
+    log.warning("%s: folder names are not the model's class names; using folder order as label index", root)
     return folders
 
 
