@@ -27,7 +27,7 @@ from ..models.weights import read_checkpoint
 from ..train.config import DIGITS, TrainConfig
 from ..train.distributed import DistInfo, all_reduce_sum
 from ..train.engine import autocast
-from ..train.task import Task, TaskData, move_to_device
+from ..train.task import Task, TaskData, check_weight_files, move_to_device
 from .data import (
     CocoDetection,
     DetectionTransform,
@@ -202,7 +202,7 @@ def evaluate_segmentation(model: nn.Module, loader: Iterable, *, device: torch.d
         totals[1] += labelled
         totals[2] += images.shape[0]
     # NOTE: a process without batches still joins the metric's cross-process sync, with an empty matrix
-    metric = metric or SegmentationMetric(max(2, getattr(_bare(model), "num_classes", 2)), device)
+    metric = metric or SegmentationMetric(max(2, getattr(model, "num_classes", 2)), device)
     all_reduce_sum(totals, dist)
     if totals[2] == 0:
         raise ValueError(f"no readable images to evaluate ({int(totals[3])} skipped)")
@@ -221,11 +221,7 @@ class _DenseTask(Task):
         _check_paths(cfg, ("train_dir", "val_dir", "train_ann", "val_ann", "train_masks", "val_masks"))
         if not _is_digits(cfg) and cfg.train_dir is None:
             _check_paths(cfg, ("data",))
-        for key in ("finetune", "backbone_weights"):
-            value = getattr(cfg, key)
-            if value and value != "pretrained" and "://" not in value and not value.startswith("hf-hub:") \
-                    and not Path(value).is_file():
-                raise ValueError(f"{key}={value}: no such file")
+        check_weight_files(cfg, ("finetune", "backbone_weights"))
 
     def _finish_model(self, model: nn.Module, load: bool) -> nn.Module:
         if load and self.cfg.finetune:
@@ -238,13 +234,20 @@ class _DenseTask(Task):
         head = [name for name, _ in model.named_parameters() if not name.startswith("backbone.")]
         return [(head, self.cfg.head_lr_mult)]
 
-    def _num_classes(self, found: int, source: str) -> tuple[int, str]:
-        wanted = self.cfg.num_classes
-        if wanted is None:
-            return found, source
-        if wanted < found:
-            raise ValueError(f"num_classes={wanted} but the data has {found} classes ({source})")
-        return wanted, f"{wanted} (num_classes of the recipe; the data has {found})"
+    def _task_data(self, train, val, found: int, source: str, collate, info: dict[str, Any]) -> TaskData:
+        """The data with its class count: the data's (``found``, as ``source`` explains), or the recipe's
+        ``num_classes`` when larger (the extra classes get placeholder names)."""
+        num_classes = self.cfg.num_classes
+        if num_classes is None:
+            num_classes = found
+        elif num_classes < found:
+            raise ValueError(f"num_classes={num_classes} but the data has {found} classes ({source})")
+        else:
+            source = f"num_classes of the recipe; the data has {found}"
+        names = list(train.class_names)[:num_classes]
+        names += [f"class_{i}" for i in range(len(names), num_classes)]
+        info["num_classes"] = f"{num_classes} ({source})"
+        return TaskData(train=train, val=val, class_names=names, collate=collate, info=info)
 
 
 class DetectionTask(_DenseTask):
@@ -279,10 +282,7 @@ class DetectionTask(_DenseTask):
             if train.class_names != val.class_names:
                 raise ValueError(f"{layout['val'][1]}: its categories differ from those of {layout['train'][1]}")
             info = {"train data": train.summary(), "val data": val.summary()}
-        num_classes, source = self._num_classes(train.num_classes, "background + the data's categories")
-        names = list(train.class_names) + [f"class_{i}" for i in range(len(train.class_names), num_classes)]
-        info["num_classes"] = f"{num_classes} ({source})"
-        return TaskData(train=train, val=val, class_names=names, collate=detection_collate, info=info)
+        return self._task_data(train, val, train.num_classes, "background + the data's categories", detection_collate, info)
 
     def build_model(self, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
         cfg = self.cfg
@@ -347,10 +347,7 @@ class SegmentationTask(_DenseTask):
                                        class_names=train.class_names if paired else None)
             found, source = train.num_classes, train.num_classes_source
             info = {"train data": f"{len(train)} image/mask pairs ({train.stats})", "val data": f"{len(val)} pairs"}
-        num_classes, source = self._num_classes(found, source)
-        names = list(train.class_names) + [f"class_{i}" for i in range(len(train.class_names), num_classes)]
-        info["num_classes"] = f"{num_classes} ({source})"
-        return TaskData(train=train, val=val, class_names=names[:num_classes], collate=segmentation_collate, info=info)
+        return self._task_data(train, val, found, source, segmentation_collate, info)
 
     def build_model(self, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
         cfg = self.cfg
@@ -374,6 +371,3 @@ class SegmentationTask(_DenseTask):
         ema = f" (EMA {record['ema_val_miou']:.3f})" if "ema_val_miou" in record else ""
         return f"val mIoU {record['val_miou']:.3f}{ema}, pixel acc {record['val_pixel_acc']:.3f}, val loss {record['val_loss']:.4f}"
 
-
-def _bare(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model

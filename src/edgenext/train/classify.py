@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import torch
@@ -14,7 +13,7 @@ from .builders import build_criterion, build_datasets, build_mixup, build_model,
 from .config import DIGITS
 from .distributed import DistInfo
 from .engine import evaluate
-from .task import Task, TaskData, move_to_device
+from .task import Task, TaskData, check_weight_files, move_to_device
 
 
 class ClassificationTask(Task):
@@ -36,10 +35,7 @@ class ClassificationTask(Task):
         get_variant(cfg.model)  # an unknown name raises, with suggestions
         if not (cfg.data == DIGITS and not cfg.train_dir):
             data_folders(cfg)
-        for key in ("finetune", "teacher_weights"):
-            path = getattr(cfg, key)
-            if path and "://" not in path and not path.startswith("hf-hub:") and not Path(path).is_file():
-                raise ValueError(f"{key}={path}: no such file")
+        check_weight_files(cfg, ("finetune", "teacher_weights"))
         if cfg.teacher:
             get_variant(cfg.teacher)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Optional
 
 import torch
@@ -104,6 +105,16 @@ class Task(abc.ABC):
                 text += f" (EMA {record[f'ema_val_{key}']:.4g}{unit})"
             parts.append(text)
         return ", ".join(parts)
+
+
+def check_weight_files(cfg: TrainConfig, keys: Iterable[str]) -> None:
+    """Each config key in ``keys`` that names a local weights file must exist (URLs, ``hf-hub:`` names and
+    ``pretrained`` are resolved later, when the model is built)."""
+    for key in keys:
+        value = getattr(cfg, key)
+        remote = "://" in str(value) or str(value).startswith("hf-hub:") or value == "pretrained"
+        if value and not remote and not Path(value).is_file():
+            raise ValueError(f"{key}={value}: no such file")
 
 
 def move_to_device(obj: Any, device: torch.device) -> Any:
