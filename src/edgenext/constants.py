@@ -17,6 +17,8 @@ DEFAULT_PRETRAINED_CFG = dict(
     std=IMAGENET_STD,
     first_conv="stem.0",
     classifier="head.fc",
+    fixed_input_size=False,
+    license="mit",
 )
 
 #: Parameter counts of the reference implementation with 1000 classes (paper.md).

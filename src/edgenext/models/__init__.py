@@ -1,6 +1,7 @@
 """The EdgeNeXt network, its registered variants and weight loading."""
 
-from .edgenext import EdgeNeXt, EdgeNeXtFeatures
+from .edgenext import EdgeNeXt
+from .features import EdgeNeXtFeatureGetter, EdgeNeXtFeatures, FeatureInfo
 from .registry import (
     Release,
     build_meta_model,
@@ -26,7 +27,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "EdgeNeXt",
+    "EdgeNeXtFeatureGetter",
     "EdgeNeXtFeatures",
+    "FeatureInfo",
     "Release",
     "WeightsDownloadError",
     "build_meta_model",

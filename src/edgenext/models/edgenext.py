@@ -7,7 +7,7 @@ load as they are; the official release's layout is converted in ``weights.py``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -15,10 +15,13 @@ from torch.utils.checkpoint import checkpoint
 
 from ..constants import DEFAULT_PRETRAINED_CFG
 from .blocks import ConvEncoder, SDTAEncoder
+from .head import ClassifierHead, check_pool_type
 from .layers import ActLayer, NormName, RightPaddedConv2d, make_norm
 
 MIN_INPUT_SIZE = 32
 OUTPUT_STRIDES = (8, 16, 32)
+#: layouts ``forward_intermediates`` returns maps in
+OUTPUT_FORMATS = ("NCHW", "NHWC")
 
 InputSize = Union[int, tuple[int, int]]
 
@@ -62,7 +65,8 @@ def _is_tracing() -> bool:
 
 
 def check_input(x: torch.Tensor, in_chans: int) -> None:
-    """Clear errors for inputs the network cannot take (skipped while tracing or exporting)."""
+    """Clear errors for inputs the network cannot take (skipped while tracing or exporting;
+    ``torch.fx`` records it as one opaque call, so a traced graph still checks its input)."""
     if _is_tracing():
         return
     if x.dim() != 4:
@@ -74,6 +78,10 @@ def check_input(x: torch.Tensor, in_chans: int) -> None:
             f"EdgeNeXt needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}, got {x.shape[2]}x{x.shape[3]}: "
             f"resize or pad the image"
         )
+
+
+# NOTE: without this, symbolic tracing would branch on the traced input's shape and fail
+torch.fx.wrap("check_input")
 
 
 class EdgeNeXtStage(nn.Module):
@@ -158,25 +166,6 @@ class EdgeNeXtStage(nn.Module):
         return self.blocks(x)
 
 
-class ClassifierHead(nn.Module):
-    """Global average pool + norm (or norm + pool, for the BatchNorm variants), dropout, Linear."""
-
-    def __init__(self, dim: int, num_classes: int, *, norm_layer: NormName, norm_first: bool, drop_rate: float) -> None:
-        super().__init__()
-        self.norm_first = norm_first
-        self.norm = make_norm(norm_layer, dim, channels_last=not norm_first)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.norm_first:
-            x = self.norm(x).mean((2, 3))
-        else:
-            x = self.norm(x.mean((2, 3)))  # (B, C)
-        x = self.drop(x)
-        return x if pre_logits else self.fc(x)
-
-
 def _per_stage(name: str, value: Sequence[Any], num_stages: int) -> tuple[Any, ...]:
     value = tuple(value)
     if len(value) != num_stages:
@@ -209,6 +198,8 @@ class EdgeNeXt(nn.Module):
         output_stride: 32, or 16 / 8 for dense prediction: the downsamplings that would go
             below it run at stride 1 and every depth-wise conv after them is dilated (by 2,
             then 4), so the maps keep their size; same parameters, so ImageNet weights load.
+        global_pool: the head's pooling, timm's names: 'avg' (the paper's), 'max', 'avgmax',
+            or '' (no pooling, with ``num_classes=0``: ``forward`` returns the normalised map).
     """
 
     def __init__(
@@ -237,6 +228,7 @@ class EdgeNeXt(nn.Module):
         proj_drop: float = 0.0,
         head_init_scale: float = 1.0,
         output_stride: int = 32,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
         depths = tuple(int(d) for d in depths)
@@ -260,9 +252,10 @@ class EdgeNeXt(nn.Module):
         if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
             raise ValueError(f"drop_path_rate={drop_path_rate} and drop_rate={drop_rate} must be in [0, 1)")
 
+        check_pool_type(global_pool, num_classes)
         self.in_chans = in_chans
         self.num_classes = num_classes
-        self.num_features = dims[-1]
+        self.num_features = self.head_hidden_size = dims[-1]
         self.drop_rate = drop_rate
         self.output_stride = output_stride
         self.stem = nn.Sequential(
@@ -307,8 +300,10 @@ class EdgeNeXt(nn.Module):
         self.feature_info = [
             dict(num_chs=dims[i], reduction=reductions[i], module=f"stages.{i}", stage=i) for i in range(n)
         ]
-        self.head = ClassifierHead(dims[-1], num_classes, norm_layer=norm_layer, norm_first=head_norm_first, drop_rate=drop_rate)
-        self.pretrained_cfg: dict[str, Any] = dict(DEFAULT_PRETRAINED_CFG)
+        self.head = ClassifierHead(dims[-1], num_classes, norm_layer=norm_layer, norm_first=head_norm_first,
+                                   drop_rate=drop_rate, global_pool=global_pool)
+        self.pretrained_cfg = complete_pretrained_cfg(dict(DEFAULT_PRETRAINED_CFG), in_chans=in_chans,
+                                                      num_classes=num_classes, output_stride=output_stride)
         self.apply(_init_weights)
         if isinstance(self.head.fc, nn.Linear):
             self.head.fc.weight.data.mul_(head_init_scale)
@@ -326,41 +321,88 @@ class EdgeNeXt(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """timm's older name of ``pretrained_cfg`` (the same dict)."""
+        return self.pretrained_cfg
+
+    @default_cfg.setter
+    def default_cfg(self, cfg: dict[str, Any]) -> None:
+        self.pretrained_cfg = cfg
+
     def forward_intermediates(
         self,
         x: torch.Tensor,
         indices: Union[int, Sequence[int], None] = None,
-        *,
-        intermediates_only: bool = False,
+        norm: bool = False,
         stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
     ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
-        """Stage outputs ``(B, C_i, H/s_i, W/s_i)`` for the stages in ``indices``.
+        """Stage outputs ``(B, C_i, H/s_i, W/s_i)`` for the stages in ``indices`` (timm's contract).
 
         ``indices``: an int n takes the last n stages, a sequence takes those stage indices
-        (negative counts from the end), None takes all. Returns ``(final_map, intermediates)``,
-        or just the list when ``intermediates_only`` (which also stops after the last index).
+        (negative counts from the end), None takes all. ``norm`` normalises the last stage's
+        map with the head's norm where it comes before pooling (the BatchNorm variants; the
+        LayerNorm variants normalise the pooled vector, so their maps are returned as they
+        are). ``output_fmt`` 'NHWC' returns channels-last maps. Returns ``(final_map,
+        intermediates)``, the final map as ``forward_features`` gives it, or just the list when
+        ``intermediates_only`` (which, like ``stop_early``, stops after the last index).
         """
+        if output_fmt not in OUTPUT_FORMATS:
+            raise ValueError(f"output_fmt={output_fmt!r} is not supported: use one of {', '.join(OUTPUT_FORMATS)}")
         take = resolve_indices(indices, len(self.stages))
         check_input(x, self.in_chans)
         x = self.stem(x)
-        last = max(take) if (intermediates_only or stop_early) else len(self.stages) - 1
+        last_stage = len(self.stages) - 1
+        last = max(take) if (intermediates_only or stop_early) else last_stage
         intermediates = []
         for i, stage in enumerate(self.stages):
             if i > last:
                 break
             x = stage(x)
             if i in take:
-                intermediates.append(x)
+                y = self.head.norm(x) if norm and i == last_stage and self.head.norm_first else x
+                intermediates.append(y.permute(0, 2, 3, 1) if output_fmt == "NHWC" else y)  # (B, H, W, C)
         return intermediates if intermediates_only else (x, intermediates)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
+    def prune_intermediate_layers(
+        self, indices: Union[int, Sequence[int], None] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop what ``forward_intermediates(x, indices)`` does not need; the kept stage indices.
+
+        Stages after the last index go; ``prune_head`` removes the classifier and the pooling
+        (``forward`` then returns the map), ``prune_norm`` the head's norm (also dropped when
+        stages are, as it was sized for the last one). Used by ``feature_cls='getter'``.
+        """
+        take = resolve_indices(indices, len(self.stages))
+        keep = max(take) + 1
+        pruned_end = keep < len(self.stages)
+        if pruned_end and not prune_head:
+            raise ValueError(f"indices={indices} drop the last stage, which the classifier needs: pass prune_head=True")
+        if pruned_end:
+            self.stages = self.stages[:keep]
+            self.feature_info = self.feature_info[:keep]
+            self.num_features = self.head_hidden_size = self.feature_info[-1]["num_chs"]
+        if prune_norm or pruned_end:
+            self.head.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none);
+        ``global_pool`` (when given) changes the pooling too, e.g. ``reset_classifier(0, '')`` for maps."""
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        pool = self.head.global_pool if global_pool is None else global_pool
+        check_pool_type(pool, num_classes)
+        self.head.global_pool = pool
         self.num_classes = num_classes
+        device = next(self.parameters()).device
         fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         fc.apply(_init_weights)
-        self.head.fc = fc.to(self.head.norm.weight.device)
+        self.head.fc = fc.to(device)
 
     def get_classifier(self) -> nn.Module:
         return self.head.fc
@@ -369,6 +411,13 @@ class EdgeNeXt(nn.Module):
         """Recompute each block in the backward pass to save activation memory (same outputs)."""
         for stage in self.stages:
             stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups by name, for timm's layer-wise lr decay (``create_optimizer_v2(layer_decay=...)``)."""
+        if coarse:
+            return dict(stem=r"^stem", blocks=r"^stages\.(\d+)")
+        return dict(stem=r"^stem", blocks=[(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None)])
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
@@ -395,6 +444,21 @@ def resolve_indices(indices: Union[int, Sequence[int], None], num_stages: int) -
     return sorted(set(out))
 
 
+def complete_pretrained_cfg(cfg: dict[str, Any], *, in_chans: int, num_classes: int, output_stride: int = 32) -> dict[str, Any]:
+    """``cfg`` with every key timm's configs carry, consistent with the model: input channels,
+    classes, and ``pool_size`` (the last map's size at the configured input size)."""
+    size = tuple(cfg.get("input_size") or DEFAULT_PRETRAINED_CFG["input_size"])[-2:]
+    cfg.update(
+        num_classes=num_classes,
+        input_size=(in_chans, *size),
+        pool_size=tuple(s // output_stride for s in size),
+        min_input_size=(in_chans, MIN_INPUT_SIZE, MIN_INPUT_SIZE),
+    )
+    for key, value in DEFAULT_PRETRAINED_CFG.items():
+        cfg.setdefault(key, value)
+    return cfg
+
+
 def _init_weights(module: nn.Module) -> None:
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         nn.init.trunc_normal_(module.weight, std=0.02)
@@ -403,42 +467,3 @@ def _init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-
-
-class EdgeNeXtFeatures(nn.Module):
-    """The backbone of an ``EdgeNeXt`` returning the maps of the stages in ``out_indices``.
-
-    Parameter names are the classifier's (``stem.*``, ``stages.*``), so backbone weights
-    move between the two. ``feature_info`` lists channels and reduction of each output.
-    """
-
-    def __init__(self, model: EdgeNeXt, out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
-        super().__init__()
-        self.out_indices = tuple(resolve_indices(out_indices, len(model.stages)))
-        self.in_chans = model.in_chans
-        self.stem = model.stem
-        self.stages = nn.Sequential(*list(model.stages)[: max(self.out_indices) + 1])
-        self.feature_info = [model.feature_info[i] for i in self.out_indices]
-        self.pretrained_cfg = dict(model.pretrained_cfg)
-
-    @property
-    def channels(self) -> list[int]:
-        return [f["num_chs"] for f in self.feature_info]
-
-    @property
-    def reductions(self) -> list[int]:
-        return [f["reduction"] for f in self.feature_info]
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        check_input(x, self.in_chans)
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs

@@ -39,9 +39,14 @@ class BatchNormLast(nn.BatchNorm1d):
     so weights move freely between the two.
     """
 
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        # NOTE: BatchNorm1d's check branches on the tensor's rank, which torch.fx cannot trace;
+        # forward always hands it a (N, C) matrix.
+        pass
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        return super().forward(x.reshape(-1, shape[-1])).reshape(shape)
+        return super().forward(x.reshape(-1, shape[-1])).reshape(shape)  # (N, C) -> (..., C)
 
 
 def make_norm(name: NormName, dim: int, *, channels_last: bool) -> nn.Module:

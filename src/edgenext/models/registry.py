@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ..constants import DEFAULT_PRETRAINED_CFG
-from .edgenext import EdgeNeXt, EdgeNeXtFeatures
+from .edgenext import EdgeNeXt, complete_pretrained_cfg
+from .features import EdgeNeXtFeatureGetter, EdgeNeXtFeatures, feature_model
 from .hub import hub_files, is_hub_name
 from .weights import (
     Checkpoint,
@@ -153,8 +154,9 @@ def read_weights(weights: PathLike) -> Checkpoint:
     return open_checkpoint(weights)
 
 
-def _pretrained_cfg(release: Optional[Release], num_classes: int, checkpoint: Optional[Checkpoint]) -> dict[str, Any]:
-    cfg = dict(DEFAULT_PRETRAINED_CFG, num_classes=num_classes)
+def _pretrained_cfg(model: EdgeNeXt, variant: Variant, release: Optional[Release],
+                    checkpoint: Optional[Checkpoint]) -> dict[str, Any]:
+    cfg = dict(DEFAULT_PRETRAINED_CFG, architecture=variant.name)
     if release is not None:
         cfg.update(url=release.url, tag=release.tag, crop_pct=release.crop_pct)
     if checkpoint is not None and checkpoint.pretrained_cfg:
@@ -162,7 +164,8 @@ def _pretrained_cfg(release: Optional[Release], num_classes: int, checkpoint: Op
         recorded = checkpoint.pretrained_cfg
         cfg.update({k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in cfg and k != "num_classes"})
         cfg["url"] = checkpoint.source
-    return cfg
+    return complete_pretrained_cfg(cfg, in_chans=model.in_chans, num_classes=model.num_classes,
+                                   output_stride=model.output_stride)
 
 
 def _build(variant: Variant, num_classes: int, overrides: dict[str, Any]) -> EdgeNeXt:
@@ -180,10 +183,12 @@ def create_model(
     weights: Union[PathLike, Checkpoint, None] = None,
     num_classes: Optional[int] = None,
     features_only: bool = False,
-    out_indices: Sequence[int] = (0, 1, 2, 3),
+    out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
+    feature_cls: Optional[str] = None,
+    feature_cfg: Optional[dict[str, Any]] = None,
     prefer_ema: bool = True,
     **overrides: Any,
-) -> Union[EdgeNeXt, EdgeNeXtFeatures]:
+) -> Union[EdgeNeXt, EdgeNeXtFeatures, EdgeNeXtFeatureGetter]:
     """Create a registered variant, optionally with weights.
 
     Args:
@@ -194,10 +199,14 @@ def create_model(
         num_classes: classifier size; default 1000, or the checkpoint's when ``weights`` is given.
             A checkpoint whose classifier has another size loads everything else and the
             classifier is re-initialised (fine-tuning). 0 gives pooled features.
-        features_only: return an ``EdgeNeXtFeatures`` backbone giving the stage maps.
-        out_indices: the stages it returns (with ``features_only``).
+        features_only: return a backbone giving the stage maps: ``EdgeNeXtFeatures``, or with
+            ``feature_cls='getter'`` an ``EdgeNeXtFeatureGetter`` (timm's two kinds).
+        out_indices: the stages it returns (with ``features_only``; an int n: the last n).
+        feature_cls: None / 'default' or 'getter'.
+        feature_cfg: the getter's options: ``norm`` (bool), ``output_fmt`` ('NCHW' / 'NHWC').
         prefer_ema: for checkpoints holding both, load the EMA weights (the evaluated ones).
-        **overrides: any ``EdgeNeXt`` constructor argument (``drop_path_rate=0.1``, ...).
+        **overrides: any ``EdgeNeXt`` constructor argument (``drop_path_rate=0.1``,
+            ``global_pool=''``, ``in_chans=1``: a 3-channel checkpoint's first conv is adapted, ...).
     """
     variant, release = get_variant(name)
     if pretrained and weights is not None:
@@ -218,9 +227,11 @@ def create_model(
     model = _build(variant, num_classes, overrides)
     if state is not None:
         load_state_dict_into(model, state, source=checkpoint.source, guess_variant=guess_variant)
-    model.pretrained_cfg = _pretrained_cfg(release, num_classes, checkpoint)
+    model.pretrained_cfg = _pretrained_cfg(model, variant, release, checkpoint)
     if features_only:
-        return EdgeNeXtFeatures(model, out_indices)
+        return feature_model(model, out_indices, feature_cls, **dict(feature_cfg or {}))
+    if feature_cls is not None or feature_cfg:
+        raise ValueError("feature_cls and feature_cfg apply only with features_only=True")
     return model
 
 

@@ -225,6 +225,31 @@ def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
 
 VariantGuesser = Callable[[Mapping[str, torch.Tensor]], Optional[str]]
 
+#: the first convolution, whose input channels follow the model's ``in_chans``
+FIRST_CONV = "stem.0.weight"
+
+
+def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """A first-conv weight ``(O, I, k, k)`` made to read ``in_chans`` channels, as timm does.
+
+    One channel: the sum over the I input channels, so a gray image gives exactly what its
+    I-channel copy gave. More or other: the channels repeated cyclically and scaled by
+    I / in_chans, so an input whose channels are all equal gives the same response.
+    """
+    if in_chans < 1:
+        raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+    have = weight.shape[1]
+    if in_chans == have:
+        return weight
+    dtype = weight.dtype
+    w = weight.float()
+    if in_chans == 1:
+        w = w.sum(dim=1, keepdim=True)
+    else:
+        repeats = -(-in_chans // have)  # ceil
+        w = w.repeat(1, repeats, 1, 1)[:, :in_chans] * (have / in_chans)
+    return w.to(dtype)
+
 
 def load_state_dict_into(
     model: nn.Module,
@@ -240,6 +265,11 @@ def load_state_dict_into(
     """
     state = dict(state)
     own = model.state_dict()
+    want_in, have_in = own.get(FIRST_CONV), state.get(FIRST_CONV)
+    if want_in is not None and have_in is not None and want_in.shape != have_in.shape \
+            and want_in.shape[:1] + want_in.shape[2:] == have_in.shape[:1] + have_in.shape[2:]:
+        log.info("%s: first conv adapted from %d to %d input channels", source, have_in.shape[1], want_in.shape[1])
+        state[FIRST_CONV] = adapt_first_conv(have_in, want_in.shape[1])
     head_keys = [k for k in state if k.startswith("head.fc.")]
     want, have = own.get("head.fc.weight"), state.get("head.fc.weight")
     # only the number of classes may differ; another feature width means another variant

@@ -140,6 +140,10 @@ def fuse(model: nn.Module, input_size: Optional[InputSize] = None) -> FusedEdgeN
         # NOTE: the fused modules know only stride-2 downsampling and undilated depth-wise convs
         raise ValueError(f"fuse supports output stride 32 only, got a model built with output_stride={model.output_stride}; "
                          "export the unfused model instead")
+    if model.head.global_pool != "avg":
+        # NOTE: the fused head averages; other pooling (or none, after prune_intermediate_layers) is not folded
+        raise ValueError(f"fuse supports the average-pooling head only, got global_pool={model.head.global_pool!r}; "
+                         "export the unfused model instead (fused=False, edgenext export --no-fuse)")
     size = input_hw(input_size) if input_size is not None else None
     sizes = stage_map_sizes(size, len(model.stages)) if size is not None else [None] * len(model.stages)
     stages = nn.Sequential(*(_fuse_stage(stage, sizes[i]) for i, stage in enumerate(model.stages)))
