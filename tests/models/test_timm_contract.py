@@ -242,3 +242,15 @@ def test_timm_layer_decay_uses_the_group_matcher():
     scales = sorted({g.get("lr_scale", 1.0) for g in opt.param_groups})
     assert len(scales) > 3 and scales[-1] == 1.0  # deeper groups keep more of the lr
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == count_params(model)
+
+
+def test_unpooled_and_getter_models_export_and_trace():
+    x = torch.randn(1, 3, 64, 64)
+    model = _model("edgenext_xx_small_bn_hs", num_classes=0, global_pool="")
+    getter = _model("edgenext_xx_small", features_only=True, feature_cls="getter", out_indices=(2, 3))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), model(x), rtol=0, atol=0)
+        torch.testing.assert_close(torch.jit.trace(model, x)(x), model(x), rtol=0, atol=0)
+        exported = torch.export.export(getter, (x,)).module()(x)
+        for a, b in zip(exported, getter(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
