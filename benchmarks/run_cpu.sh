@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The CPU figures of benchmarks/results.md: EdgeNeXt-XXS at 256x256, fp32, 2 threads, every
-# installed runtime of ours, timm's EdgeNeXt-XXS (eager, ONNX Runtime, ExecuTorch) and the
-# timm peers (eager, ONNX Runtime), all timed round-robin in one run.
+# The CPU figures of benchmarks/results.md: EdgeNeXt-XXS at 256x256, 2 threads, ours in every
+# installed runtime and precision, timm's EdgeNeXt-XXS and the timm peers in every runtime, each
+# candidate in its own worker process over rotating rounds; then the training step against timm's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 edgenext bench --models edgenext_xx_small --threads "${THREADS:-2}" --input-size 256 \
-  --save-json benchmarks/results_cpu.json --plot benchmarks/latency_vs_madds_cpu.png "$@" \
+  --peer-runtimes all --precisions fp32,int8 --rounds "${ROUNDS:-3}" \
+  --save-json benchmarks/results_cpu.json --plot benchmarks/bench_cpu.png "$@" \
   | tee benchmarks/results_cpu.txt
+edgenext bench --train --models edgenext_xx_small --threads "${THREADS:-2}" --input-size 256 \
+  --batches 32 --rounds "${ROUNDS:-3}" --save-json benchmarks/results_train_cpu.json \
+  | tee benchmarks/results_train_cpu.txt

@@ -1,28 +1,32 @@
-"""``edgenext bench --quick``: every requested row in the JSON, the table and the plot written.
-No timing assertions: only that every candidate was measured and reported."""
+"""``edgenext bench --quick``: every requested row in the JSON, the table and the plots written,
+each candidate timed by a real worker process. No timing assertions: only that every candidate
+was measured and reported."""
 
 import json
 
 import pytest
 
-from edgenext.bench.candidates import RUNTIME_FORMATS, runtime_available
+from edgenext.bench.candidates import RUNTIME_FORMATS, CandidateSpec, runtime_available
 from edgenext.bench.report import format_table
 from edgenext.bench.run import BenchSettings
-from edgenext.bench.timing import Timing, time_interleaved
+from edgenext.bench.timing import Timing, time_calls, time_interleaved
+from edgenext.bench.worker import prepare, time_candidate
 from edgenext.cli.main import main
 from edgenext.deploy.formats import FORMATS
 from edgenext.optional import is_installed
 
-KEYS = {"model", "impl", "runtime", "batch", "latency_ms_median", "latency_ms_p90", "throughput_img_s",
-        "ratio_vs_timm_eager", "madds", "cpu", "input_size"}
+KEYS = {"model", "impl", "runtime", "precision", "batch", "latency_ms_median", "latency_ms_p10", "latency_ms_p90",
+        "throughput_img_s", "pct_of_peak", "ratio_vs_timm_eager", "ratio_vs_timm_same_runtime", "madds", "cpu",
+        "input_size"}
 
 
+@pytest.mark.slow
 def test_bench_quick_json_has_every_row(tmp_path, capsys):
     runtimes = ["eager", "fused"] + (["onnxruntime"] if is_installed("onnxruntime") else [])
     plot = tmp_path / "plot.png"
     rc = main(["bench", "--quick", "--input-size", "32", "64", "--models", "edgenext_xx_small", "--peers", "mobilevit_xxs",
                "--runtimes", ",".join(runtimes), "--peer-runtimes", "eager", "--batches", "1,2", "--threads", "1",
-               "--plot", str(plot), "--json", "--save-json", str(tmp_path / "rows.json")])
+               "--precisions", "fp32", "--plot", str(plot), "--json", "--save-json", str(tmp_path / "rows.json")])
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows == json.loads((tmp_path / "rows.json").read_text())
@@ -33,14 +37,34 @@ def test_bench_quick_json_has_every_row(tmp_path, capsys):
     expected |= {("mobilevit_xxs", "timm", "eager", b) for b in (1, 2)}
     assert {(r["model"], r["impl"], r["runtime"], r["batch"]) for r in rows} == expected
     for row in rows:
-        assert KEYS <= row.keys() and not row.get("error")
-        assert row["input_size"] == [32, 64] and row["cpu"]
-        assert row["latency_ms_median"] > 0 and row["latency_ms_p90"] >= row["latency_ms_median"]
+        assert KEYS <= row.keys() and not row.get("error") and row["precision"] == "fp32"
+        assert row["input_size"] == [32, 64] and row["cpu"] and row["rounds"] == 1
+        # one round: its median is the spread's both ends
+        assert row["latency_ms_median"] > 0 and row["latency_ms_p10"] == row["latency_ms_p90"] == row["latency_ms_median"]
         assert row["throughput_img_s"] > 0 and row["ratio_vs_timm_eager"] > 0 and row["madds"] > 0
+        assert row["pct_of_peak"] > 0
     timm_eager = [r for r in rows if r["impl"] == "timm" and r["runtime"] == "eager" and r["model"].startswith("edgenext")]
-    assert all(r["ratio_vs_timm_eager"] == 1.0 for r in timm_eager)
-    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+    assert all(r["ratio_vs_timm_eager"] == 1.0 == r["ratio_vs_timm_same_runtime"] for r in timm_eager)
+    machine = json.loads((tmp_path / "rows.machine.json").read_text())
+    assert machine["gemm_peak_gflops"]["fp32"] > 0 and machine["threads"] == 1
+    for name in ("plot_pareto.png", "plot_runtimes.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert "vs timm" in format_table(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_exports_are_written_once_then_only_loaded(tmp_path):
+    spec = CandidateSpec("edgenext_xx_small", "ours", "onnxruntime", input_size=(32, 32), threads=1,
+                         schedule=((1, 0, 2), (2, 0, 1)), workdir=str(tmp_path))
+    first = prepare([spec.to_json()])
+    path = spec.export_path(1)
+    assert first == [{"madds": first[0]["madds"], "errors": {}}] and first[0]["madds"] > 0
+    assert path.exists() and spec.export_path(2) == path  # a dynamic batch: one file for every batch
+    stamp = path.stat().st_mtime_ns
+    assert prepare([spec.to_json()])[0]["errors"] == {} and path.stat().st_mtime_ns == stamp
+    result = time_candidate(spec.to_json())
+    assert not result["errors"] and [len(result["times_ms"][b]) for b in ("1", "2")] == [2, 1]
 
 
 def test_quick_leaves_out_torch_compile():
@@ -60,6 +84,10 @@ def test_bench_rejects_bad_settings(capsys):
     assert main(["bench", "--quick", "--runtimes", "tflite", "--peers", "none"]) == 2
     assert "unknown runtimes" in capsys.readouterr().err
     assert main(["bench", "--quick", "--fp16", "--peers", "none"]) == 2
+    assert main(["bench", "--quick", "--peer-runtimes", "fused", "--peers", "none"]) == 2
+    assert "peer runtimes ['fused']" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--rounds", "0", "--peers", "none"]) == 2
+    assert "rounds must be >= 1" in capsys.readouterr().err
 
 
 def test_interleaved_timing_statistics():
@@ -70,3 +98,6 @@ def test_interleaved_timing_statistics():
     assert t.median == 6.0 and t.p90 == 10.0
     with pytest.raises(ValueError):
         time_interleaved(calls, warmup=0, runs=0)
+    assert len(time_calls(calls[0], warmup=2, runs=4)) == 4
+    with pytest.raises(ValueError):
+        time_calls(calls[0], warmup=-1, runs=1)

@@ -2,12 +2,10 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from edgenext import EdgeNeXt
 from edgenext.data import DigitsDataset, eval_transform_factory, load_image
 from edgenext.deploy import fuse
-from edgenext.deploy.calibration import calibration_tensor, digits_tensors, top1
+from edgenext.deploy.calibration import calibration_tensor, top1
 from edgenext.optional import is_installed
 
 SIZE = 32
@@ -17,37 +15,19 @@ CROP = 1.0  # the digits recipe's evaluation crop: the whole digit
 MARGIN = 2.0
 
 
-@pytest.fixture(scope="module")
-def digits_model():
-    """A small EdgeNeXt trained for a few seconds on scikit-learn's digits (32x32 RGB)."""
-    torch.manual_seed(0)
-    x_train, y_train = digits_tensors("train", SIZE, crop_pct=CROP)
-    x_val, y_val = digits_tensors("val", SIZE, crop_pct=CROP)
-    model = EdgeNeXt(depths=(1, 1, 2, 1), dims=(16, 32, 48, 64), heads=(2, 2, 2, 2), num_classes=10)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.05)
-    model.train()
-    for _ in range(2):
-        order = torch.randperm(len(y_train))
-        for i in range(0, len(order), 64):
-            idx = order[i : i + 64]
-            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    accuracy = top1(model, x_val, y_val)
-    assert accuracy > 80.0, f"the digits model did not train ({accuracy:.1f}%)"
-    return model, calibration_tensor("digits", SIZE, limit=64, crop_pct=CROP), x_val, y_val, accuracy
-
-
 @pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
-def test_onnxruntime_int8_keeps_accuracy(digits_model, tmp_path):
+@pytest.mark.parametrize("method", ["dynamic", "static"])
+def test_onnxruntime_int8_keeps_accuracy(digits_model, tmp_path, method):
+    import onnx
+
     from edgenext.deploy.onnx import OrtModel, export_onnx
     from edgenext.deploy.quantize import quantize_onnx
 
     model, calib, x_val, y_val, fp32 = digits_model
     fp32_path = export_onnx(fuse(model, SIZE), tmp_path / "fp32.onnx", input_size=(SIZE, SIZE))
-    int8_path = quantize_onnx(fp32_path, tmp_path / "int8.onnx", calib)
+    int8_path = quantize_onnx(fp32_path, tmp_path / "int8.onnx", calib, method=method)
+    ops = {n.op_type for n in onnx.load(str(int8_path)).graph.node}
+    assert ("DequantizeLinear" if method == "static" else "MatMulInteger") in ops
     assert int8_path.stat().st_size < 0.6 * fp32_path.stat().st_size  # int8 weights
     int8 = top1(OrtModel(int8_path), x_val, y_val)
     assert int8 >= fp32 - MARGIN, f"int8 {int8:.2f}% vs fp32 {fp32:.2f}%"

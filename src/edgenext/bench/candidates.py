@@ -1,168 +1,147 @@
-"""What ``edgenext bench`` measures: (model, implementation, runtime) candidates.
+"""What ``edgenext bench`` measures: candidates, each a JSON value (``CandidateSpec``).
 
-A candidate knows how to build a zero-argument call for a batch size: the model is created,
-exported where the runtime needs a file (into a scratch folder) and given a fixed input,
-so that timing measures inference only.
+A candidate is one (model, implementation, runtime, precision) at one or more batch sizes.
+It travels as JSON to the worker process that builds and times it (``worker.py``), so the
+spec carries everything that worker needs: input size, threads, the warm-up / timed calls per
+batch and the run's scratch folder, where each exported file is written once and then only
+loaded. This module also says which (runtime, precision) pairs exist and, for those that
+cannot run on this machine, why (a row's reason rather than a silent gap).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+import inspect
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Optional
 
-import torch
-from torch import nn
-
-from ..deploy.common import HW, example_input
 from ..deploy.formats import FORMATS, ExportFormat
+from ..hardware import native_bf16
 
-log = logging.getLogger(__name__)
-
-#: runtimes of our model, in table order; peers run in PEER_RUNTIMES
-OUR_RUNTIMES = ("eager", "fused", "compiled", "onnxruntime", "executorch", "executorch-int8", "openvino")
-PEER_RUNTIMES = ("eager", "onnxruntime", "executorch")
+#: runtimes of our model, in table order
+OUR_RUNTIMES = ("eager", "fused", "compiled", "onnxruntime", "openvino", "executorch")
+#: runtimes of the peers (timm's EdgeNeXt and the other timm models); ``--peer-runtimes all``
+PEER_RUNTIMES = ("eager", "compiled", "onnxruntime", "openvino", "executorch")
+#: the peers' runtimes of a plain run: eager, and the two fastest exported paths on a desktop CPU
+DEFAULT_PEER_RUNTIMES = ("eager", "onnxruntime", "openvino")
+#: runtimes that stay in PyTorch (no exported file)
+TORCH_RUNTIMES = ("eager", "fused", "compiled")
 #: what a user would pick instead of EdgeNeXt (timm implementations, random weights)
 DEFAULT_PEERS = ("mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilenetv3_large_100")
 CUDA_RUNTIMES = ("eager", "fused", "compiled")
 #: the export format (deploy/formats.py) each runtime outside PyTorch runs
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "executorch": "executorch", "executorch-int8": "executorch",
-                   "openvino": "openvino"}
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "executorch": "executorch", "openvino": "openvino"}
+#: old runtime names still accepted: name -> (runtime, precision)
+RUNTIME_ALIASES = {"executorch-int8": ("executorch", "int8")}
+PRECISIONS = ("fp32", "bf16", "int8")
+#: the precisions each torch runtime offers (bf16: CPU autocast); export formats say theirs
+#: (``ExportFormat.precisions``), else ``_FORMAT_PRECISIONS``
+_TORCH_PRECISIONS = {"eager": ("fp32", "bf16"), "fused": ("fp32",), "compiled": ("fp32",)}
+_FORMAT_PRECISIONS = {"onnx": ("fp32", "int8"), "executorch": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
+#: a worker that runs longer is stopped (torch.compile on a busy 2-core machine takes minutes)
+WORKER_TIMEOUT_S = 1800.0
 
-Call = Callable[[], object]
 
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One candidate, as the worker process receives it (``to_json`` / ``from_json``)."""
 
-@dataclass
-class Candidate:
-    model: str
-    impl: str  # "ours" or the library the peer comes from ("timm")
+    model: str  # the row's name
+    impl: str  # "ours", "timm" or "torchvision"
     runtime: str
-    module: nn.Module  # the eager model (for MAdds and as the export source)
-    build: Callable[[int], Optional[Call]]  # batch -> call, None when the runtime cannot run that batch
+    precision: str = "fp32"
+    task: str = "classify"
+    #: what to build when it differs from ``model`` (detect / segment: the backbone or torchvision's name)
+    arch: str = ""
+    input_size: tuple[int, int] = (256, 256)
+    threads: int = 2
+    device: str = "cpu"
+    dtype: str = "fp32"  # of the tensors in torch runtimes ("fp16": CUDA with --fp16)
+    #: (batch, warm-up calls, timed calls) for each batch size, in the order timed
+    schedule: tuple[tuple[int, int, int], ...] = ((1, 10, 60),)
+    workdir: str = ""  # the run's scratch folder: exported files, compile caches
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        return tuple(b for b, _, _ in self.schedule)
+
+    @property
+    def label(self) -> str:
+        return f"{self.impl}/{self.model}/{self.runtime}/{self.precision}"
+
+    @property
+    def source(self) -> str:
+        """The name the model is built from."""
+        return self.arch or self.model
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> "CandidateSpec":
+        value = dict(value)
+        value["input_size"] = tuple(value["input_size"])
+        value["schedule"] = tuple(tuple(step) for step in value["schedule"])
+        return cls(**value)
+
+    def export_path(self, batch: Optional[int]) -> Optional[Path]:
+        """Where this candidate's exported file lives (None: a torch runtime, no file); ``batch``
+        only names the file of formats that build static-batch programs."""
+        fmt = runtime_format(self.runtime)
+        if fmt is None:
+            return None
+        h, w = self.input_size
+        static = f"-b{batch}" if fmt.static_batch else ""
+        name = f"{self.impl}-{self.source}-{self.task}-{h}x{w}-{self.precision}{static}{fmt.suffix}"
+        return Path(self.workdir) / name
 
 
-@dataclass
-class BenchContext:
-    input_size: HW  # (height, width)
-    threads: int
-    device: str
-    dtype: torch.dtype
-    workdir: Path
-    calibration: Optional[torch.Tensor] = None  # images for int8 calibration
-
-
-def _torch_call(module: nn.Module, ctx: BenchContext, batch: int) -> Call:
-    x = example_input(batch, ctx.input_size).to(ctx.device, ctx.dtype)
-    module = module.to(ctx.device, ctx.dtype).eval()
-
-    def call() -> object:
-        with torch.inference_mode():
-            return module(x)
-
-    return call
-
-
-def _runtime_call(runner: Callable[[torch.Tensor], torch.Tensor], ctx: BenchContext, batch: int) -> Call:
-    x = example_input(batch, ctx.input_size)
-    return lambda: runner(x)
-
-
-def _exported(module: nn.Module, fmt: ExportFormat, name: str, ctx: BenchContext,
-              output_names: Optional[Sequence[str]] = None) -> Callable[[int], Call]:
-    """Export ``module`` in ``fmt`` and run the file in its runtime: once with a dynamic batch,
-    or once per batch size for the formats that build static (mobile) programs.
-    ``output_names``: a multi-output network's (for the formats that take them)."""
-    names = {} if output_names is None else {"output_names": tuple(output_names)}
-    if fmt.static_batch:
-        def build(batch: int) -> Call:
-            output = ctx.workdir / f"{name}-b{batch}{fmt.suffix}"
-            path = fmt.writer(module, output, input_size=ctx.input_size, batch=batch, **names)
-            return _runtime_call(fmt.runner(path, threads=ctx.threads), ctx, batch)
-
-        return build
-
-    def export() -> Callable[[int], Call]:
-        path = fmt.writer(module, ctx.workdir / f"{name}{fmt.suffix}", input_size=ctx.input_size, batch=None, **names)
-        runner = fmt.runner(path, threads=ctx.threads)
-        return lambda batch: _runtime_call(runner, ctx, batch)
-
-    return _lazy(export)
-
-
-def _executorch_int8(module: nn.Module, name: str, ctx: BenchContext) -> Callable[[int], Optional[Call]]:
-    from ..deploy.quantize import quantize_executorch
-
-    fmt = FORMATS["executorch"]
-
-    def build(batch: int) -> Optional[Call]:
-        if batch != 1:
-            return None  # the PT2E-quantised program is exported at batch 1
-        path = quantize_executorch(module, ctx.workdir / f"{name}-int8{fmt.suffix}", ctx.calibration,
-                                   input_size=ctx.input_size)
-        return _runtime_call(fmt.runner(path, threads=ctx.threads), ctx, batch)
-
-    return build
+def runtime_format(runtime: str) -> Optional[ExportFormat]:
+    """The export format ``runtime`` runs, or None for the torch runtimes."""
+    return FORMATS[RUNTIME_FORMATS[runtime]] if runtime in RUNTIME_FORMATS else None
 
 
 def runtime_available(runtime: str) -> bool:
     """Torch runtimes always; the others when their export format's package is installed."""
-    return runtime not in RUNTIME_FORMATS or FORMATS[RUNTIME_FORMATS[runtime]].installed
+    fmt = runtime_format(runtime)
+    return fmt is None or fmt.installed
 
 
-def _lazy(factory: Callable[[], Callable[[int], Call]]) -> Callable[[int], Call]:
-    """Export on first use only (a skipped batch costs nothing), then reuse."""
-    cache: dict[str, Callable[[int], Call]] = {}
-
-    def build(batch: int) -> Call:
-        if "build" not in cache:
-            cache["build"] = factory()
-        return cache["build"](batch)
-
-    return build
-
-
-def our_candidate(model_name: str, runtime: str, ctx: BenchContext) -> Candidate:
-    from ..deploy import cpu_fast_path, fuse
-    from ..models import create_model
-
-    model = create_model(model_name).eval()
-    name = f"ours-{model_name}"
-    if runtime == "eager":
-        build = lambda b: _torch_call(model, ctx, b)  # noqa: E731
-    elif runtime == "fused":
-        fast = fuse(model, ctx.input_size)
-        fast = cpu_fast_path(fast) if ctx.device == "cpu" and ctx.dtype == torch.float32 else fast
-        build = lambda b: _torch_call(fast, ctx, b)  # noqa: E731
-    elif runtime == "compiled":
-        compiled = _compile(fuse(model, ctx.input_size).to(ctx.device, ctx.dtype))
-        build = lambda b: _torch_call(compiled, ctx, b)  # noqa: E731
-    elif runtime == "executorch-int8":
-        build = _executorch_int8(fuse(model, ctx.input_size), name, ctx)
-    elif runtime in RUNTIME_FORMATS:
-        build = _exported(fuse(model, ctx.input_size), FORMATS[RUNTIME_FORMATS[runtime]], name, ctx)
-    else:
+def runtime_precisions(runtime: str) -> tuple[str, ...]:
+    """The precisions ``runtime`` offers at all (on some machine)."""
+    if runtime in _TORCH_PRECISIONS:
+        return _TORCH_PRECISIONS[runtime]
+    fmt = runtime_format(runtime)
+    if fmt is None:
         raise ValueError(f"unknown runtime {runtime!r}: choose from {', '.join(OUR_RUNTIMES)}")
-    return Candidate(model_name, "ours", runtime, model, build)
+    return tuple(getattr(fmt, "precisions", _FORMAT_PRECISIONS[fmt.name]))
 
 
-def peer_candidate(timm_name: str, runtime: str, ctx: BenchContext) -> Candidate:
-    import timm
+def precision_absent(runtime: str, precision: str, device: str = "cpu") -> Optional[str]:
+    """Why ``runtime`` cannot run ``precision`` here (a sentence), or None when it can."""
+    if precision == "fp32":
+        return None
+    if device.startswith("cuda"):
+        return f"{precision} rows are measured on the CPU only (--device cpu)"
+    fmt = runtime_format(runtime)
+    if fmt is not None:
+        try:
+            from ..deploy.precision import precision_unavailable
+        except ImportError:
+            precision_unavailable = None
+        if precision_unavailable is not None:
+            return precision_unavailable(fmt.name, precision)
+    if precision == "bf16":
+        native, why = native_bf16()
+        return None if native else why
+    return None
 
-    if runtime not in PEER_RUNTIMES:
-        raise ValueError(f"peers run in {', '.join(PEER_RUNTIMES)}, not {runtime!r}")
-    model = timm.create_model(timm_name, pretrained=False).eval()  # random weights: never downloads
-    if runtime == "eager":
-        build = lambda b: _torch_call(model, ctx, b)  # noqa: E731
-    else:
-        build = _exported(model, FORMATS[RUNTIME_FORMATS[runtime]], f"timm-{timm_name}", ctx)
-    return Candidate(timm_name, "timm", runtime, model, build)
+
+def writer_takes_precision(fmt: ExportFormat) -> bool:
+    """Whether the format's writer takes ``precision`` (deploy's reduced-precision interface)."""
+    return "precision" in inspect.signature(fmt.writer).parameters
 
 
-def _compile(module: nn.Module) -> nn.Module:
-    """``torch.compile`` with inductor freezing: weights become constants, so the CPU backend
-    can pre-pack them for oneDNN and fuse bias/activation into the GEMMs."""
-    import torch._inductor.config as inductor_config
-
-    inductor_config.freezing = True
-    return torch.compile(module, dynamic=False)
+def runner_takes_precision(fmt: ExportFormat) -> bool:
+    """Whether the format's runner takes ``precision`` (OpenVINO's bf16 is a hint given at load time)."""
+    return "precision" in inspect.signature(fmt.runner).parameters

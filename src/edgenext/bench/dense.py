@@ -10,6 +10,7 @@ NMS, which are cheap and run outside an exported graph anyway); segmentation, ba
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
 import torch
@@ -24,10 +25,9 @@ from ..dense.constants import (
     SEGMENTATION_INPUT_SIZE,
     VOC_NUM_CLASSES,
 )
-from ..deploy.formats import FORMATS
 from ..models.edgenext import InputSize, input_hw
+from .candidates import CandidateSpec
 from .profile import count_madds
-from .candidates import RUNTIME_FORMATS, BenchContext, Candidate, _exported, _torch_call
 
 DENSE_TASKS = ("detect", "segment")
 #: runtimes of the dense networks (ours and torchvision's), in table order
@@ -104,30 +104,22 @@ def torchvision_network(task: str, name: str) -> nn.Module:
                      f"try {', '.join(TORCHVISION_PEERS[task])}")
 
 
-def _candidate(task: str, model: str, impl: str, module: nn.Module, runtime: str, ctx: BenchContext) -> Candidate:
-    if runtime not in DENSE_RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r} for --task {task}: choose from {', '.join(DENSE_RUNTIMES)}")
-    if runtime == "eager":
-        build = lambda b: _torch_call(module, ctx, b)  # noqa: E731
-    else:
-        fmt = FORMATS[RUNTIME_FORMATS[runtime]]
-        build = _exported(module, fmt, f"{impl}-{model}", ctx, output_names=OUTPUT_NAMES[task])
-    return Candidate(model, impl, runtime, module, build)
-
-
-def dense_candidates(task: str, backbones: tuple[str, ...], peers: tuple[str, ...], runtimes: tuple[str, ...],
-                     peer_runtimes: tuple[str, ...], ctx: BenchContext) -> list[Candidate]:
-    """Ours on each backbone in ``runtimes``, then each torchvision peer in ``peer_runtimes``.
+def dense_specs(base: CandidateSpec, backbones: tuple[str, ...], peers: tuple[str, ...], runtimes: tuple[str, ...],
+                peer_runtimes: tuple[str, ...]) -> list[CandidateSpec]:
+    """Ours on each backbone in ``runtimes``, then each torchvision peer in ``peer_runtimes`` (fp32),
+    with the rest of ``base`` (task, input size, threads, schedule, scratch folder).
 
     Runtimes whose package is not installed are left out (the caller filters them).
     """
-    out = []
-    for backbone in backbones:
-        module = our_network(task, backbone, ctx.input_size)
-        out += [_candidate(task, f"{HEADS[task]}_{backbone}", "ours", module, r, ctx) for r in runtimes]
-    for name in peers:
-        module = torchvision_network(task, name)
-        out += [_candidate(task, name, "torchvision", module, r, ctx) for r in peer_runtimes]
+    task = base.task
+    _check_task(task)
+    for runtime in (*runtimes, *peer_runtimes):
+        if runtime not in DENSE_RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r} for --task {task}: choose from {', '.join(DENSE_RUNTIMES)}")
+    out = [replace(base, model=f"{HEADS[task]}_{b}", impl="ours", runtime=r, precision="fp32", arch=b)
+           for b in backbones for r in runtimes]
+    out += [replace(base, model=name, impl="torchvision", runtime=r, precision="fp32", arch=name)
+            for name in peers for r in peer_runtimes]
     return out
 
 

@@ -1,12 +1,10 @@
-"""The bench's table and its plot (latency against MAdds, one point per model and runtime)."""
+"""The bench's header and table, and its JSON files (rows, and the machine beside them)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, Sequence, Union
-
-from ..optional import require
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -18,16 +16,35 @@ def _size(row: dict[str, Any]) -> str:
 
 
 def format_header(info: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
-    """One line naming the machine (``machine_info``) and the settings every row shares."""
-    line = (f"machine: {info['cpu']} ({info['cores']} cores), {info['threads']} threads, torch {info['torch']}, "
-            f"{info['device']}")
+    """The machine (``machine_info``: CPU, ISA features, threads, torch, GEMM peaks) and the
+    settings every row shares, a few lines."""
+    line = f"machine: {info['cpu']} ({info['cores']} cores), {info['threads']} threads, torch {info['torch']}, " \
+           f"{info['device']}"
     if info.get("gpu"):
         line += f" ({info['gpu']})"
+    lines = [line]
+    isa = info.get("isa") or {}
+    if isa:
+        have = [name for name, present in isa.items() if present]
+        lines.append("ISA: " + (", ".join(have) if have else "none of " + ", ".join(isa)))
+    peaks = {k: v for k, v in (info.get("gemm_peak_gflops") or {}).items()}
+    if peaks:
+        measured = ", ".join(f"{k} {v:.0f}" if v else f"{k} not measured" for k, v in peaks.items())
+        lines.append(f"GEMM peak (torch.mm, {info['threads']} threads, GFLOP/s): {measured}; "
+                     f"{info.get('peak_note', '')}".rstrip("; "))
+    for key in ("bf16_note", "int8_note"):
+        if info.get(key):
+            lines.append(info[key])
     if rows:
-        line += f" {rows[0]['dtype']}, {_size(rows[0])} px"
+        settings = f"{rows[0]['dtype']}, {_size(rows[0])} px"
+        if info.get("rounds"):
+            plural = "s" if info["rounds"] > 1 else ""
+            settings += f", each candidate in its own process, {info['rounds']} round{plural} " \
+                        "(p10-p90: spread of the per-round medians)"
+        lines.append(settings)
         if rows[0].get("timed"):
-            line += f"\ntimed: {rows[0]['timed']}"
-    return line
+            lines.append(f"timed: {rows[0]['timed']}")
+    return "\n".join(lines)
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: Union[str, Path]) -> Path:
@@ -38,65 +55,68 @@ def write_rows(rows: Sequence[dict[str, Any]], path: Union[str, Path]) -> Path:
     return path
 
 
+def machine_path(rows_path: Union[str, Path]) -> Path:
+    """Where the machine header of the rows at ``rows_path`` goes: ``results.json`` -> ``results.machine.json``."""
+    rows_path = Path(rows_path)
+    return rows_path.with_name(f"{rows_path.stem}.machine.json")
+
+
+def write_machine(machine: dict[str, Any], rows_path: Union[str, Path]) -> Path:
+    """The machine header as JSON beside the rows file (``machine_path``)."""
+    path = machine_path(rows_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(machine, indent=2) + "\n")
+    return path
+
+
 def rows_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), indent=2)
 
 
-#: the speed-ratio column: its row key and header (timm's EdgeNeXt for classify, torchvision for detect / segment)
+#: the speed-ratio columns: row key and header (timm's EdgeNeXt for classify, torchvision for detect / segment)
 _RATIOS = (("ratio_vs_torchvision_eager", "vs tv"), ("ratio_vs_timm_eager", "vs timm"))
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width table; the ratio is the reference's eager latency / this latency (>1: faster)."""
+    """A fixed-width table; a ratio is the reference's latency / this latency (>1: faster): ``vs timm``
+    against timm's eager fp32 EdgeNeXt, ``same rt`` against timm's EdgeNeXt in the same runtime and
+    precision; ``% peak``: 2 x MAdds x batch / time over the measured GEMM peak."""
     key, title = next(((k, t) for k, t in _RATIOS if any(k in r for r in rows)), _RATIOS[-1])
+    same = any("ratio_vs_timm_same_runtime" in r for r in rows)
     width = max([24, *(len(r["model"]) + 2 for r in rows)])
     impl = max([6, *(len(r["impl"]) + 1 for r in rows)])
-    head = (f"{'model':<{width}}{'impl':<{impl}}{'runtime':<17}{'batch':>5}{'MAdds':>9}{'median ms':>11}{'p90 ms':>10}"
-            f"{'img/s':>9}{title:>9}")
+    head = (f"{'model':<{width}}{'impl':<{impl}}{'runtime':<13}{'prec':<6}{'batch':>5}{'MAdds':>8}{'median ms':>11}"
+            f"{'p10-p90 ms':>18}{'img/s':>9}{'% peak':>8}{title:>9}" + (f"{'same rt':>9}" if same else ""))
     lines = [head, "-" * len(head)]
     for r in rows:
         madds = f"{r['madds'] / 1e6:.0f}M" if r.get("madds") else "-"
+        spread = f"{r['latency_ms_p10']:.2f}-{r['latency_ms_p90']:.2f}" if r.get("latency_ms_p10") is not None \
+            and r.get("latency_ms_p90") is not None else _fmt(r.get("latency_ms_p90"), ".2f")
         ratio = f"{r[key]:.2f}x" if r.get(key) else "-"
-        line = (f"{r['model']:<{width}}{r['impl']:<{impl}}{r['runtime']:<17}{r['batch']:>5}{madds:>9}"
-                f"{_fmt(r['latency_ms_median'], '.2f'):>11}{_fmt(r['latency_ms_p90'], '.2f'):>10}"
-                f"{_fmt(r['throughput_img_s'], '.1f'):>9}{ratio:>9}")
+        line = (f"{r['model']:<{width}}{r['impl']:<{impl}}{r['runtime']:<13}{r.get('precision', 'fp32'):<6}"
+                f"{r['batch']:>5}{madds:>8}{_fmt(r['latency_ms_median'], '.2f'):>11}{spread:>18}"
+                f"{_fmt(r['throughput_img_s'], '.1f'):>9}{_fmt(r.get('pct_of_peak'), '.1f'):>8}{ratio:>9}")
+        if same:
+            line += f"{r['ratio_vs_timm_same_runtime']:.2f}x".rjust(9) if r.get("ratio_vs_timm_same_runtime") \
+                else f"{'-':>9}"
         if r.get("error"):
-            line += f"  ({r['error']})"
+            line += f"  ({'absent: ' if r.get('absent') else ''}{r['error']})"
         lines.append(line)
     return "\n".join(lines)
 
 
-def plot_latency_vs_madds(rows: Sequence[dict[str, Any]], output: Union[str, Path], *, batch: int = 1) -> Path:
-    """Scatter of batch-``batch`` median latency against MAdds, one point per model and runtime."""
-    require("matplotlib", "bench", "the bench plot")
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
-    points = [r for r in rows if r["batch"] == batch and r["latency_ms_median"]]
-    if not points:
-        raise ValueError(f"no measured rows at batch {batch} to plot")
-    runtimes = sorted({(r["impl"], r["runtime"]) for r in points})
-    markers = "os^Dv<>P*Xh"
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for i, (impl, runtime) in enumerate(runtimes):
-        pts = [r for r in points if (r["impl"], r["runtime"]) == (impl, runtime)]
-        ax.scatter([r["madds"] / 1e6 for r in pts], [r["latency_ms_median"] for r in pts],
-                   marker=markers[i % len(markers)], s=46, label=f"{impl} {runtime}")
-        for r in pts:
-            ax.annotate(r["model"].replace("edgenext_", "en_"), (r["madds"] / 1e6, r["latency_ms_median"]),
-                        fontsize=6, xytext=(3, 2), textcoords="offset points")
-    first = points[0]
-    ax.set_xlabel("MAdds (M, fvcore)")
-    ax.set_ylabel(f"median latency, batch {batch} (ms)")
-    ax.set_yscale("log")
-    ax.set_title(f"latency vs MAdds at {_size(first)} px, {first['threads']} threads, {first['device']} {first['dtype']}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=130)
-    plt.close(fig)
-    return output
+def format_train_table(rows: Sequence[dict[str, Any]]) -> str:
+    """``edgenext bench --train``'s rows (``train_step.bench_train``): images/s of a training step."""
+    width = max([24, *(len(r["model"]) + 2 for r in rows)])
+    impl = max([6, *(len(r["impl"]) + 1 for r in rows)])
+    head = f"{'model':<{width}}{'impl':<{impl}}{'prec':<6}{'batch':>6}{'img/s':>9}{'p10-p90 img/s':>17}{'vs timm':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        spread = f"{r['p10_img_s']:.1f}-{r['p90_img_s']:.1f}" if r.get("p10_img_s") is not None else "-"
+        ratio = f"{r['ratio_vs_timm']:.2f}x" if r.get("ratio_vs_timm") else "-"
+        line = (f"{r['model']:<{width}}{r['impl']:<{impl}}{r['precision']:<6}{r['batch']:>6}"
+                f"{_fmt(r.get('throughput_img_s'), '.1f'):>9}{spread:>17}{ratio:>9}")
+        if r.get("absent"):
+            line += f"  (absent: {r['absent']})"
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,40 +1,50 @@
-"""``run_bench``: every candidate timed side by side, one row per (model, runtime, batch)."""
+"""``run_bench``: every candidate timed in its own worker process over several rounds, one row
+per (model, implementation, runtime, precision, batch); ``machine_info``: the header."""
 
 from __future__ import annotations
 
 import logging
 import platform
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 
+from .. import hardware
 from ..models.edgenext import InputSize, input_hw
 from .candidates import (
     CUDA_RUNTIMES,
+    DEFAULT_PEER_RUNTIMES,
     DEFAULT_PEERS,
     OUR_RUNTIMES,
     PEER_RUNTIMES,
-    BenchContext,
-    Candidate,
-    our_candidate,
-    peer_candidate,
+    PRECISIONS,
+    RUNTIME_ALIASES,
+    WORKER_TIMEOUT_S,
+    CandidateSpec,
+    precision_absent,
     runtime_available,
+    runtime_precisions,
 )
-from .dense import DEFAULT_DENSE_BACKBONES, DENSE_RUNTIMES, DENSE_TASKS, TIMED, TORCHVISION_PEERS, dense_candidates
-from .profile import count_madds
-from .timing import time_interleaved
+from .dense import DEFAULT_DENSE_BACKBONES, DENSE_RUNTIMES, DENSE_TASKS, TIMED, TORCHVISION_PEERS, dense_specs
+from .isolate import IsolatedError, run_isolated
+from .peak import measure_peaks
+from .timing import round_orders, summarize_rounds
 
 log = logging.getLogger(__name__)
 
 TIMM_EDGENEXT = ("edgenext_xx_small", "edgenext_x_small", "edgenext_small", "edgenext_base")
 TASKS = ("classify", *DENSE_TASKS)
-
-
 #: runtimes a quick run leaves out: torch.compile takes minutes before the first call
 SLOW_TO_START = ("compiled",)
+WORKER = "edgenext.bench.worker"
+
+
+def default_precisions() -> tuple[str, ...]:
+    """fp32 and int8 everywhere, bf16 where the CPU computes it natively."""
+    return tuple(p for p in PRECISIONS if p != "bf16" or hardware.native_bf16()[0])
 
 
 @dataclass(frozen=True)
@@ -42,27 +52,44 @@ class BenchSettings:
     models: tuple[str, ...] = ("edgenext_xx_small",)
     peers: tuple[str, ...] = DEFAULT_PEERS
     runtimes: tuple[str, ...] = OUR_RUNTIMES
-    peer_runtimes: tuple[str, ...] = ("eager", "onnxruntime")
+    peer_runtimes: tuple[str, ...] = DEFAULT_PEER_RUNTIMES
     batches: tuple[int, ...] = (1, 32)
     input_size: InputSize = 256  # a side or (height, width)
     threads: int = 2
     device: str = "cpu"
     fp16: bool = False
-    quick: bool = False  # few timed rounds and none of SLOW_TO_START
+    quick: bool = False  # one round, few timed calls and none of SLOW_TO_START
     #: classify: EdgeNeXt against timm's models; detect / segment: our SSDLite / DeepLabv3 against
     #: torchvision's (``models`` are then the backbones, ``peers`` torchvision model names)
     task: str = "classify"
+    #: None: every precision this machine supports (``default_precisions``); detect / segment: fp32
+    precisions: Optional[tuple[str, ...]] = None
+    rounds: Optional[int] = None  # None: 3, or 1 when quick
 
     @property
     def measured_runtimes(self) -> tuple[str, ...]:
         """Our runtimes this run measures: ``runtimes`` less the slow-to-start ones when quick."""
         return tuple(r for r in self.runtimes if not (self.quick and r in SLOW_TO_START))
 
+    @property
+    def measured_peer_runtimes(self) -> tuple[str, ...]:
+        return tuple(r for r in self.peer_runtimes if not (self.quick and r in SLOW_TO_START))
+
+    @property
+    def measured_precisions(self) -> tuple[str, ...]:
+        if self.task != "classify":
+            return ("fp32",)
+        return self.precisions if self.precisions is not None else default_precisions()
+
+    @property
+    def round_count(self) -> int:
+        return self.rounds if self.rounds is not None else (1 if self.quick else 3)
+
     def runs(self, batch: int) -> tuple[int, int]:
-        """(warm-up rounds, timed rounds): >= 50 timed batch-1 runs unless quick."""
+        """(warm-up calls, timed calls) per worker: >= 60 timed batch-1 calls over the rounds unless quick."""
         if self.quick:
             return (2, 10) if batch == 1 else (1, 3)
-        return (10, 60) if batch == 1 else (2, 10)
+        return (10, 20) if batch == 1 else (2, 5)
 
 
 #: what ``bench_settings`` fills in for detect / segment (classify: BenchSettings' own defaults)
@@ -76,35 +103,41 @@ _DENSE_DEFAULTS = {
 def bench_settings(task: str = "classify", **given: Any) -> BenchSettings:
     """``BenchSettings`` for ``task``: what ``given`` sets (None counts as not given), the task's defaults
     for the rest (detect / segment: edgenext_small against torchvision's MobileNetV3 model, batch 1, the
-    paper's 320 / 512, in eager PyTorch, ONNX Runtime and ExecuTorch)."""
+    paper's 320 / 512, in eager PyTorch, ONNX Runtime and ExecuTorch). ``peer_runtimes=("all",)``:
+    every runtime the peers run in; old runtime names (``executorch-int8``) become runtime + precision."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
     values = {k: v for k, v in given.items() if v is not None}
+    if tuple(values.get("peer_runtimes", ())) == ("all",):
+        values["peer_runtimes"] = PEER_RUNTIMES if task == "classify" else DENSE_RUNTIMES
+    for key in ("runtimes", "peer_runtimes"):
+        if key in values and any(r in RUNTIME_ALIASES for r in values[key]):
+            names = [RUNTIME_ALIASES.get(r, (r,))[0] for r in values[key]]
+            values[key] = tuple(dict.fromkeys(names))
+            extra = [RUNTIME_ALIASES[r][1] for r in given[key] if r in RUNTIME_ALIASES]
+            values["precisions"] = tuple(dict.fromkeys((*values.get("precisions", default_precisions()), *extra)))
     return BenchSettings(task=task, **{**_DENSE_DEFAULTS.get(task, {}), **values})
 
 
-def machine_info(settings: BenchSettings) -> dict[str, Any]:
-    info = {"cpu": _cpu_name(), "cores": _cores(), "threads": settings.threads, "torch": torch.__version__,
-            "python": platform.python_version(), "device": settings.device}
-    if settings.device.startswith("cuda") and torch.cuda.is_available():
+def machine_info(settings: BenchSettings, peaks: Optional[dict[str, Optional[float]]] = None) -> dict[str, Any]:
+    """The header: CPU, its ISA features, threads, versions and the measured GEMM peaks
+    (``gemm_peak_gflops``: fp32, bf16 where native, fp16 on CUDA with fp16; measured in a worker
+    unless ``peaks`` is given). int8 rows are a percentage of the fp32 peak."""
+    on_cuda = settings.device.startswith("cuda")
+    bf16, bf16_why = hardware.native_bf16()
+    int8, int8_why = hardware.int8_dot_product()
+    if peaks is None:
+        wanted = ["fp32"] + (["fp16"] if on_cuda and settings.fp16 else []) + (["bf16"] if bf16 and not on_cuda else [])
+        peaks = measure_peaks(wanted, settings.threads, device="cuda" if on_cuda else "cpu")
+    info = {"cpu": hardware.cpu_name(), "cores": hardware.cores(), "threads": settings.threads,
+            "torch": torch.__version__, "python": platform.python_version(), "device": settings.device,
+            "isa": hardware.isa_features(), "native_bf16": bf16, "bf16_note": bf16_why,
+            "int8_dot_product": int8, "int8_note": int8_why, "gemm_peak_gflops": dict(peaks),
+            "peak_note": "int8 rows: % of the fp32 peak (no int8 peak is measured)",
+            "rounds": settings.round_count}
+    if on_cuda and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _available(runtimes: Sequence[str], who: str) -> tuple[str, ...]:
@@ -114,53 +147,232 @@ def _available(runtimes: Sequence[str], who: str) -> tuple[str, ...]:
     return tuple(r for r in runtimes if runtime_available(r))
 
 
-def _candidates(s: BenchSettings, ctx: BenchContext) -> list[Candidate]:
+def _specs(s: BenchSettings, workdir: Path) -> list[CandidateSpec]:
+    """Every candidate of the run, in table order, with the settings every one shares."""
     on_cuda = s.device.startswith("cuda")
+    schedule = tuple((b, *s.runs(b)) for b in s.batches)
+    base = CandidateSpec(model="", impl="", runtime="", task=s.task, input_size=input_hw(s.input_size),
+                         threads=s.threads, device=s.device, dtype="fp16" if s.fp16 else "fp32", schedule=schedule,
+                         workdir=str(workdir))
     if s.task != "classify":
-        ours, peers = s.measured_runtimes, s.peer_runtimes
+        ours, peers = s.measured_runtimes, s.measured_peer_runtimes
         if on_cuda:  # the exported runtimes run on the CPU
             ours, peers = tuple(r for r in ours if r == "eager"), tuple(r for r in peers if r == "eager")
-        return dense_candidates(s.task, s.models, s.peers, _available(ours, "ours"), _available(peers, "torchvision"),
-                                ctx)
-    out: list[Candidate] = []
+        return dense_specs(base, s.models, s.peers, _available(ours, "ours"), _available(peers, "torchvision"))
+    ours = _available(tuple(r for r in s.measured_runtimes if not on_cuda or r in CUDA_RUNTIMES), "ours")
+    peer_runtimes = _available(tuple(r for r in s.measured_peer_runtimes if not on_cuda or r == "eager"), "timm")
+    out: list[CandidateSpec] = []
     for name in s.models:
-        for runtime in s.measured_runtimes:
-            if on_cuda and runtime not in CUDA_RUNTIMES:
-                continue
-            if runtime_available(runtime):
-                out.append(our_candidate(name, runtime, ctx))
-            else:
-                log.info("skipping ours/%s: the runtime is not installed", runtime)
+        out += _with_precisions(base, name, "ours", ours, s.measured_precisions)
         if name in TIMM_EDGENEXT:  # timm has no _bn_hs variants
             # timm's EdgeNeXt is the direct rival: it runs in every runtime ours runs in that it can
-            same = tuple(r for r in PEER_RUNTIMES if r == "eager" or r in s.measured_runtimes or r in s.peer_runtimes)
-            out += _peer(name, s, ctx, on_cuda, same)
+            same = tuple(r for r in PEER_RUNTIMES if r in ours or r in peer_runtimes)
+            out += _with_precisions(base, name, "timm", same, s.measured_precisions)
     for peer in s.peers:
-        out += _peer(peer, s, ctx, on_cuda)
+        out += _with_precisions(base, peer, "timm", peer_runtimes, s.measured_precisions)
     return out
 
 
-def _peer(name: str, s: BenchSettings, ctx: BenchContext, on_cuda: bool, runtimes: Sequence[str] = ()) -> list[Candidate]:
-    wanted = tuple(runtimes) or s.peer_runtimes
-    runtimes = [r for r in wanted if (not on_cuda or r == "eager") and runtime_available(r)]
-    unknown = set(s.peer_runtimes) - set(PEER_RUNTIMES)
+def _with_precisions(base: CandidateSpec, model: str, impl: str, runtimes: Sequence[str],
+                     precisions: Sequence[str]) -> list[CandidateSpec]:
+    return [replace(base, model=model, impl=impl, runtime=r, precision=p)
+            for r in runtimes for p in precisions if p in runtime_precisions(r)]
+
+
+def check_settings(s: BenchSettings) -> None:
+    """A ``ValueError`` naming the first bad setting (before anything is measured)."""
+    if s.threads < 1 or not s.batches or min(s.batches) < 1:
+        raise ValueError(f"threads >= 1 and positive batch sizes are required, got threads={s.threads}, "
+                         f"batches={tuple(s.batches)}")
+    if s.round_count < 1:
+        raise ValueError(f"rounds must be >= 1, got {s.round_count}")
+    if s.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked, but torch sees no CUDA device")
+    if s.task not in TASKS:
+        raise ValueError(f"unknown task {s.task!r}: choose one of {', '.join(TASKS)}")
+    if s.fp16 and not s.device.startswith("cuda"):
+        raise ValueError("fp16 is measured on CUDA only (--device cuda)")
+    allowed, peer_allowed = (OUR_RUNTIMES, PEER_RUNTIMES) if s.task == "classify" else (DENSE_RUNTIMES,) * 2
+    unknown = set(s.runtimes) - set(allowed)
     if unknown:
-        raise ValueError(f"peer runtimes {sorted(unknown)} are not supported: choose from {', '.join(PEER_RUNTIMES)}")
-    return [peer_candidate(name, r, ctx) for r in runtimes]
+        raise ValueError(f"unknown runtimes {sorted(unknown)} for --task {s.task}: choose from {', '.join(allowed)}")
+    unknown = set(s.peer_runtimes) - set(peer_allowed)
+    if unknown:
+        raise ValueError(f"peer runtimes {sorted(unknown)} are not supported for --task {s.task}: choose from "
+                         f"{', '.join(peer_allowed)} (or 'all')")
+    unknown = set(s.measured_precisions) - set(PRECISIONS)
+    if unknown:
+        raise ValueError(f"unknown precisions {sorted(unknown)}: choose from {', '.join(PRECISIONS)}")
+
+
+def run_bench(settings: BenchSettings, workdir: Optional[Path] = None,
+              machine: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
+    """Measure every candidate at every batch size, each in its own worker process, over
+    ``settings.round_count`` rounds; rows carry the median, the spread between rounds (p10 / p90),
+    throughput, MAdds, % of the GEMM peak (``machine``'s, measured when not given), the CPU and
+    the speed ratios against the reference (>1: faster): timm's eager fp32 EdgeNeXt of the same
+    size and timm's EdgeNeXt in the same runtime and precision (classify), torchvision's model in
+    eager PyTorch (detect / segment). A candidate that fails gives a row with ``error``; one that
+    cannot run here (bf16 without native bf16, ...) a row with ``absent`` and the reason as ``error``."""
+    s = settings
+    check_settings(s)
+    machine = machine if machine is not None else machine_info(s)
+    with tempfile.TemporaryDirectory(prefix="edgenext-bench-") as tmp:
+        root = Path(workdir or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        specs = _specs(s, root)
+        absent = {spec: precision_absent(spec.runtime, spec.precision, s.device) for spec in specs}
+        live = [spec for spec in specs if absent[spec] is None]
+        with _progress(len({_model_key(sp) for sp in specs}) + s.round_count * len(live)) as bar:
+            prepared = _prepare(specs, absent, s, bar)
+            timings = _time_rounds(live, prepared, s, bar)
+    common = {"task": s.task, "input_size": list(input_hw(s.input_size)), "threads": s.threads, "device": s.device,
+              "dtype": "fp16" if s.fp16 else "fp32", "cpu": machine.get("cpu", hardware.cpu_name())}
+    if s.task in TIMED:
+        common["timed"] = TIMED[s.task]
+    rows = [_row(spec, batch, common, prepared[spec], timings.get(spec, {}), absent[spec], machine)
+            for batch in s.batches for spec in specs]
+    _set_ratios(rows, s)
+    return rows
+
+
+def _model_key(spec: CandidateSpec) -> tuple[str, str, str]:
+    return spec.task, spec.impl, spec.source
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="bench workers", unit="worker", disable=None, leave=False)
+
+
+def _prepare(specs: list[CandidateSpec], absent: dict, s: BenchSettings, bar) -> dict[CandidateSpec, dict]:
+    """MAdds of every model and the exported files the live candidates need, written once for the
+    whole run: in one worker (exports are not timed), or one worker per model if that one dies."""
+    groups: dict[tuple, list[CandidateSpec]] = {}
+    for spec in specs:
+        groups.setdefault(_model_key(spec), []).append(spec)
+    # NOTE: a model whose candidates are all absent gets an eager stand-in, which only counts its MAdds
+    todo = {key: [sp for sp in group if absent[sp] is None] or [replace(group[0], runtime="eager", precision="fp32")]
+            for key, group in groups.items()}
+    bar.set_postfix_str("exports")
+    everything = [sp for group in todo.values() for sp in group]
+    try:
+        results = dict(zip(everything, _run_prepare(everything, s)))
+    except IsolatedError as err:
+        log.warning("preparing in one worker failed (%s); one worker per model instead", _isolated_message(err))
+        results = {}
+        for key, group in todo.items():
+            try:
+                results.update(zip(group, _run_prepare(group, s)))
+            except IsolatedError as err:
+                message = _isolated_message(err)
+                log.warning("preparing %s/%s failed: %s", key[1], key[2], message)
+                results.update({sp: {"madds": None, "errors": {str(b): message for b in s.batches}} for sp in group})
+    bar.update(len(groups))
+    prepared = {}
+    for key, group in groups.items():
+        madds = results[todo[key][0]]["madds"]
+        prepared.update({sp: results.get(sp, {"madds": madds, "errors": {}}) for sp in group})
+    return prepared
+
+
+def _run_prepare(specs: list[CandidateSpec], s: BenchSettings) -> list[dict]:
+    models = len({_model_key(sp) for sp in specs})  # each may take a worker's time limit to export
+    return run_isolated(f"{WORKER}:prepare", {"specs": [sp.to_json() for sp in specs]}, threads=s.threads,
+                        timeout=WORKER_TIMEOUT_S * models)
+
+
+def _time_rounds(live: list[CandidateSpec], prepared: dict, s: BenchSettings, bar) -> dict[CandidateSpec, dict]:
+    """Per candidate: ``{"rounds": {batch: [per-round call times]}, "errors": {batch: message}}``."""
+    out = {spec: {"rounds": {}, "errors": dict(prepared[spec]["errors"])} for spec in live}
+    for r, order in enumerate(round_orders(len(live), s.round_count)):
+        for i in order:
+            spec = live[i]
+            bar.set_postfix_str(f"round {r + 1}: {spec.label}")
+            todo = tuple(step for step in spec.schedule if str(step[0]) not in prepared[spec]["errors"])
+            if todo:
+                _time_one(replace(spec, schedule=todo), out[spec], s)
+            bar.update()
+    return out
+
+
+def _time_one(spec: CandidateSpec, into: dict, s: BenchSettings) -> None:
+    try:
+        result = run_isolated(f"{WORKER}:time_candidate", {"spec": spec.to_json()}, threads=s.threads,
+                              timeout=WORKER_TIMEOUT_S)
+    except IsolatedError as err:
+        log.warning("%s: %s", spec.label, err)
+        result = {"times_ms": {}, "errors": {str(b): _isolated_message(err) for b in spec.batches}}
+    for batch, times in result["times_ms"].items():
+        into["rounds"].setdefault(batch, []).append(times)
+    for batch, message in result["errors"].items():
+        into["errors"].setdefault(batch, message)
+
+
+def _isolated_message(err: IsolatedError) -> str:
+    """The worker's failure in one line: its first line and the traceback's last."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0][:300] if len(lines) < 2 else f"{lines[0][:200]} ... {lines[-1][:200]}"
+
+
+def _row(spec: CandidateSpec, batch: int, common: dict, prepared: dict, timing: dict, absent: Optional[str],
+         machine: dict) -> dict[str, Any]:
+    precision = spec.dtype if spec.dtype != "fp32" else spec.precision  # fp16: CUDA with --fp16
+    row = {"model": spec.model, "impl": spec.impl, "runtime": spec.runtime, "precision": precision, "batch": batch,
+           **common, "madds": prepared["madds"], "latency_ms_median": None, "latency_ms_p10": None,
+           "latency_ms_p90": None, "throughput_img_s": None, "pct_of_peak": None, "rounds": 0}
+    rounds = timing.get("rounds", {}).get(str(batch), [])
+    if absent is not None:
+        row.update(error=absent, absent=True)
+    elif not rounds:
+        row["error"] = timing.get("errors", {}).get(str(batch), "not measured")
+    else:
+        stats = summarize_rounds(rounds)
+        row.update(latency_ms_median=round(stats["median"], 3), latency_ms_p10=round(stats["p10"], 3),
+                   latency_ms_p90=round(stats["p90"], 3), throughput_img_s=round(1000.0 * batch / stats["median"], 2),
+                   rounds=stats["rounds"])
+        peaks = machine.get("gemm_peak_gflops", {})
+        peak = peaks.get(precision, peaks.get("fp32"))  # int8: the fp32 peak (the header says so)
+        row["pct_of_peak"] = pct_of_peak(row["madds"], batch, stats["median"], peak)
+    return row
+
+
+def pct_of_peak(madds: Optional[int], batch: int, latency_ms: float, peak_gflops: Optional[float]) -> Optional[float]:
+    """2 x MAdds x batch / time as a percentage of the GEMM peak (None when either is unknown)."""
+    if not madds or not peak_gflops or not latency_ms:
+        return None
+    return round(100.0 * 2.0 * madds * batch / (latency_ms / 1e3) / (peak_gflops * 1e9), 2)
 
 
 def _set_ratios(rows: list[dict], s: BenchSettings) -> None:
-    """Each row's speed against the reference at its batch (>1: faster): timm's eager EdgeNeXt for
-    classify (``ratio_vs_timm_eager``), the first torchvision peer in eager PyTorch for detect / segment
-    (``ratio_vs_torchvision_eager``)."""
-    if s.task == "classify":
-        key, find = "ratio_vs_timm_eager", lambda row: _reference(row, rows, s.models[0] if s.models else None)
-    else:
-        key, find = "ratio_vs_torchvision_eager", lambda row: _peer_reference(row, rows, s.peers)
+    """Each row's speed against its references at its batch (>1: faster): timm's eager fp32 EdgeNeXt
+    (``ratio_vs_timm_eager``) and timm's EdgeNeXt of the same size in the same runtime and precision
+    (``ratio_vs_timm_same_runtime``, EdgeNeXt rows) for classify; the first torchvision peer in eager
+    PyTorch for detect / segment (``ratio_vs_torchvision_eager``)."""
+    if s.task != "classify":
+        for row in rows:
+            row["ratio_vs_torchvision_eager"] = _ratio(row, _peer_reference(row, rows, s.peers))
+        return
+    timm_models = {r["model"] for r in rows if r["impl"] == "timm"}
     for row in rows:
-        ref = find(row)
-        ok = ref is not None and row["latency_ms_median"] and ref["latency_ms_median"]
-        row[key] = round(ref["latency_ms_median"] / row["latency_ms_median"], 3) if ok else None
+        target = row["model"] if row["model"] in TIMM_EDGENEXT and row["model"] in timm_models else \
+            (s.models[0] if s.models else None)
+        reference = _find(rows, target, "eager", "fp16" if s.fp16 else "fp32", row["batch"])
+        row["ratio_vs_timm_eager"] = _ratio(row, reference)
+        same = _find(rows, row["model"], row["runtime"], row["precision"], row["batch"]) \
+            if row["model"] in TIMM_EDGENEXT else None
+        row["ratio_vs_timm_same_runtime"] = _ratio(row, same)
+
+
+def _ratio(row: dict, ref: Optional[dict]) -> Optional[float]:
+    ok = ref is not None and row["latency_ms_median"] and ref["latency_ms_median"]
+    return round(ref["latency_ms_median"] / row["latency_ms_median"], 3) if ok else None
+
+
+def _find(rows: list[dict], model: Optional[str], runtime: str, precision: str, batch: int) -> Optional[dict]:
+    return next((r for r in rows if r["model"] == model and r["impl"] == "timm" and r["runtime"] == runtime
+                 and r["precision"] == precision and r["batch"] == batch), None)
 
 
 def _peer_reference(row: dict, rows: list[dict], peers: Sequence[str]) -> Optional[dict]:
@@ -169,82 +381,3 @@ def _peer_reference(row: dict, rows: list[dict], peers: Sequence[str]) -> Option
                 and r["batch"] == row["batch"]:
             return r
     return None
-
-
-def _reference(row: dict, rows: list[dict], first_model: str) -> Optional[dict]:
-    """The timm-eager row a row is compared with: the same EdgeNeXt size, else the first one's."""
-    target = row["model"] if row["model"] in TIMM_EDGENEXT and row["model"] in {r["model"] for r in rows if r["impl"] == "timm"} else first_model
-    for r in rows:
-        if r["model"] == target and r["impl"] == "timm" and r["runtime"] == "eager" and r["batch"] == row["batch"]:
-            return r
-    return None
-
-
-def run_bench(settings: BenchSettings, workdir: Optional[Path] = None) -> list[dict[str, Any]]:
-    """Measure every candidate at every batch size; rows carry medians, p90, throughput, MAdds,
-    the machine's CPU and the speed ratio against the reference (>1: faster): timm's eager EdgeNeXt
-    of the same size (classify), torchvision's model in eager PyTorch (detect / segment)."""
-    s = settings
-    size = input_hw(s.input_size)
-    if s.threads < 1 or not s.batches or min(s.batches) < 1:
-        raise ValueError(f"threads >= 1 and positive batch sizes are required, got threads={s.threads}, "
-                         f"batches={tuple(s.batches)}")
-    if s.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked, but torch sees no CUDA device")
-    if s.task not in TASKS:
-        raise ValueError(f"unknown task {s.task!r}: choose one of {', '.join(TASKS)}")
-    allowed = OUR_RUNTIMES if s.task == "classify" else DENSE_RUNTIMES
-    unknown = set(s.runtimes) - set(allowed)
-    if s.task != "classify":  # (classify: _peer checks the peers' runtimes)
-        unknown |= set(s.peer_runtimes) - set(DENSE_RUNTIMES)
-    if unknown:
-        raise ValueError(f"unknown runtimes {sorted(unknown)} for --task {s.task}: choose from {', '.join(allowed)}")
-    torch.set_num_threads(s.threads)
-    dtype = torch.float16 if s.fp16 else torch.float32
-    if s.fp16 and not s.device.startswith("cuda"):
-        raise ValueError("fp16 is measured on CUDA only (--device cuda)")
-    with tempfile.TemporaryDirectory(prefix="edgenext-bench-") as tmp:
-        ctx = BenchContext(size, s.threads, s.device, dtype, Path(workdir or tmp))
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
-        if "executorch-int8" in s.measured_runtimes:
-            from ..deploy.calibration import calibration_tensor
-
-            ctx.calibration = calibration_tensor("digits", size, limit=16)  # speed only: few images
-        candidates = _candidates(s, ctx)
-        madds = {(c.impl, c.model): count_madds(c.module, size) for c in candidates}
-        common = {"task": s.task, "input_size": list(size), "threads": s.threads, "device": s.device,
-                  "dtype": "fp16" if s.fp16 else "fp32", "cpu": _cpu_name()}
-        if s.task in TIMED:
-            common["timed"] = TIMED[s.task]
-        rows = []
-        for batch in s.batches:
-            rows += _measure_batch(candidates, batch, s, madds, common)
-    _set_ratios(rows, s)
-    return rows
-
-
-def _measure_batch(candidates: list[Candidate], batch: int, s: BenchSettings, madds: dict, common: dict) -> list[dict]:
-    calls, live, rows = [], [], []
-    for c in candidates:
-        row = {"model": c.model, "impl": c.impl, "runtime": c.runtime, "batch": batch, **common,
-               "madds": madds[c.impl, c.model],
-               "latency_ms_median": None, "latency_ms_p90": None, "throughput_img_s": None}
-        try:
-            call = c.build(batch)
-        except Exception as err:  # one runtime failing to export must not sink the whole table
-            log.warning("%s/%s/%s at batch %d: %s", c.impl, c.model, c.runtime, batch, err)
-            row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-            call = None
-        if call is None and "error" not in row:
-            row["error"] = "not measured at this batch (static batch-1 program)"
-        rows.append(row)
-        if call is not None:
-            calls.append(call)
-            live.append(row)
-    warmup, runs = s.runs(batch)
-    log.info("batch %d: %d candidates, %d warm-up + %d timed rounds", batch, len(calls), warmup, runs)
-    for row, timing in zip(live, time_interleaved(calls, warmup=warmup, runs=runs, device=s.device)):
-        row["latency_ms_median"] = round(timing.median, 3)
-        row["latency_ms_p90"] = round(timing.p90, 3)
-        row["throughput_img_s"] = round(1000.0 * batch / timing.median, 2)
-    return rows

@@ -1,19 +1,25 @@
-"""``edgenext bench``: latency and throughput of ours and the peers, side by side; ``--task
-detect|segment``: our SSDLite / DeepLabv3 against torchvision's MobileNetV3 models."""
+"""``edgenext bench``: latency and throughput of ours and the peers, each candidate in its own
+process, side by side; ``--task detect|segment``: our SSDLite / DeepLabv3 against torchvision's
+MobileNetV3 models."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+from typing import Any, Sequence
 
-from ..bench.candidates import DEFAULT_PEERS, OUR_RUNTIMES, PEER_RUNTIMES
-from ..bench.report import format_header, format_table, plot_latency_vs_madds, rows_json, write_rows
+from ..bench.candidates import DEFAULT_PEER_RUNTIMES, DEFAULT_PEERS, OUR_RUNTIMES, PEER_RUNTIMES, PRECISIONS
 from ..bench.dense import DENSE_RUNTIMES, TORCHVISION_PEERS
-from ..bench.run import bench_settings, machine_info, run_bench
+from .. import hardware
+from ..bench.report import format_header, format_table, format_train_table, rows_json, write_machine, write_rows
+from ..bench.run import BenchSettings, bench_settings, check_settings, default_precisions, machine_info, run_bench
 from .options import add_input_size, add_task
 
-#: the plot's file when --plot is not given (detect / segment: bench_<task>_latency_vs_madds.png)
-DEFAULT_PLOT = "bench_latency_vs_madds.png"
+log = logging.getLogger(__name__)
+
+#: the plots' base name when --plot is not given: bench_pareto.png and bench_runtimes.png
+DEFAULT_PLOT = "bench.png"
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -23,11 +29,16 @@ def _names(value: str) -> tuple[str, ...]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure latency/throughput of ours (eager, fused, ONNX Runtime, ExecuTorch, ...) and the peers",
-        description="Batch-1 latency (median, p90) and batch-32 throughput of our models in every installed "
-        "runtime, of timm's EdgeNeXt and of MobileViT / MobileNetV3, on the same machine and threads, "
-        "with every ratio against timm eager. --task detect / segment: batch-1 latency of SSDLite / DeepLabv3 "
-        "on EdgeNeXt-S at 320 / 512 beside torchvision's ssdlite320_mobilenet_v3_large / "
+        help="measure latency/throughput of ours and the peers in every runtime and precision, each in its own process",
+        description="Batch-1 latency and batch-32 throughput of our models in every installed runtime and "
+        "precision, of timm's EdgeNeXt and of MobileViT / MobileNetV3, on the same machine and threads. Each "
+        "candidate is timed in its own worker process, one after another, over several rounds whose order "
+        "rotates, so that no runtime's threads or caches touch another's timing; each row gives the median of "
+        "every timed call and the spread of the per-round medians (p10-p90), the percentage of the machine's "
+        "measured GEMM peak (2 x MAdds x batch / time), and its speed against timm's eager fp32 EdgeNeXt and "
+        "against timm's EdgeNeXt in the same runtime and precision. The header names the CPU, its ISA "
+        "features, the threads and the GEMM peak. --task detect / segment: batch-1 latency of SSDLite / "
+        "DeepLabv3 on EdgeNeXt-S at 320 / 512 beside torchvision's ssdlite320_mobilenet_v3_large / "
         "deeplabv3_mobilenet_v3_large (random weights), the network on a normalised tensor for both (detection: "
         "backbone + head, no NMS), in eager PyTorch, ONNX Runtime and ExecuTorch, ratios against torchvision eager.",
     )
@@ -40,39 +51,95 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "); detect / segment: torchvision models (default " +
                    " / ".join(names[0] for names in TORCHVISION_PEERS.values()) + ")")
     p.add_argument("--runtimes", type=_names, default=None,
-                   help=f"our runtimes (default all: {','.join(OUR_RUNTIMES)}; detect / segment: "
-                   f"{','.join(DENSE_RUNTIMES)})")
+                   help=f"our runtimes (default all installed: {','.join(OUR_RUNTIMES)}; executorch-int8 is read "
+                   f"as executorch with int8 among the precisions; detect / segment: {','.join(DENSE_RUNTIMES)})")
     p.add_argument("--peer-runtimes", type=_names, default=None,
-                   help=f"runtimes of the peers (from {','.join(PEER_RUNTIMES)}; default eager,onnxruntime; "
+                   help=f"runtimes of the peers, or 'all' ({','.join(PEER_RUNTIMES)}; default "
+                   f"{','.join(DEFAULT_PEER_RUNTIMES)}; timm's EdgeNeXt also runs in each of our runtimes it can; "
                    "detect / segment: the same as ours)")
+    p.add_argument("--precisions", type=_names, default=None,
+                   help=f"precisions, from {','.join(PRECISIONS)} (default all this machine supports: "
+                   f"{','.join(default_precisions())}); bf16 without native bf16 gives rows that say why they "
+                   "are absent; each runtime runs those it offers (eager: fp32, bf16 autocast; ONNX Runtime: fp32, "
+                   "int8 QDQ; OpenVINO: fp32, bf16, int8; ExecuTorch: fp32, int8)")
     p.add_argument("--batches", type=lambda v: tuple(int(b) for b in v.split(",")), default=None,
                    help="batch sizes (default 1,32; detect / segment: 1)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for every runtime (default 2)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds of one worker process per candidate (default 3; --quick: 1)")
     add_input_size(p, help="input side N, or HEIGHT WIDTH (default 256; detect / segment: 320 / 512)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda (torch runtimes only)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
-    p.add_argument("--quick", action="store_true", help="a short run: few timed runs, no torch.compile")
-    p.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of the table")
-    p.add_argument("--save-json", type=Path, default=None, metavar="FILE", help="also write the JSON rows to FILE")
+    p.add_argument("--quick", action="store_true", help="a short run: one round, few timed calls, no torch.compile")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="folder for the exported files (default: a temporary one); files already there are "
+                   "reused, so a second run skips the exports")
+    p.add_argument("--json", action="store_true",
+                   help="print the rows as a JSON list instead of the table (the machine header: --save-json)")
+    p.add_argument("--save-json", type=Path, default=None, metavar="FILE",
+                   help="also write the JSON rows to FILE, and the machine header (CPU, ISA features, threads, "
+                   "GEMM peaks) to FILE's name with .machine.json (rows.json -> rows.machine.json)")
+    p.add_argument("--train", action="store_true",
+                   help="instead: images/s of a full training step (forward, backward, AdamW update) of ours, with "
+                   "the recipe's default speed options, and of timm's same model, at one batch (the largest of "
+                   "--batches, default 32) and size, each in its own process over --rounds rounds; --precisions "
+                   "from fp32,bf16,fp16 (default fp32, and bf16 where native); --json: rows with model, impl, "
+                   "precision, batch, input_size, throughput_img_s, ratio_vs_timm")
+    p.add_argument("--steps", type=int, default=None, help="--train: timed steps per process (default 10)")
     p.add_argument("--plot", type=Path, default=None,
-                   help=f"PNG plot path (default {DEFAULT_PLOT}; detect / segment: bench_<task>_latency_vs_madds.png)")
+                   help=f"base name of the two PNG plots (default {DEFAULT_PLOT}: bench_pareto.png, published top-1 "
+                   "against measured batch-1 latency, and bench_runtimes.png, every runtime per model); classify only")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = bench_settings(args.task, models=args.models, peers=args.peers, runtimes=args.runtimes,
                               peer_runtimes=args.peer_runtimes, batches=args.batches, input_size=args.input_size,
-                              threads=args.threads, device=args.device, fp16=args.fp16, quick=args.quick)
-    rows = run_bench(settings)
-    plot_path = args.plot or Path(DEFAULT_PLOT if args.task == "classify"
-                                  else f"bench_{args.task}_latency_vs_madds.png")
-    plot = plot_latency_vs_madds(rows, plot_path, batch=min(settings.batches))
+                              threads=args.threads, device=args.device, fp16=args.fp16, quick=args.quick,
+                              precisions=args.precisions, rounds=args.rounds)
+    check_settings(settings)  # before the GEMM peak is measured
+    if args.train:
+        return _run_train(args, settings)
+    machine = machine_info(settings)
+    rows = run_bench(settings, workdir=args.workdir, machine=machine)
+    plots = _plot(rows, args.plot or Path(DEFAULT_PLOT), machine) if args.task == "classify" else []
     if args.save_json is not None:
         write_rows(rows, args.save_json)
+        write_machine(machine, args.save_json)
     if args.json:
         print(rows_json(rows))
         return 0
-    print(format_header(machine_info(settings), rows))
+    print(format_header(machine, rows))
     print(format_table(rows))
-    print(f"plot: {plot}" + (f"\njson: {args.save_json}" if args.save_json else ""))
+    for path in plots:
+        print(f"plot: {path}")
+    if args.save_json:
+        print(f"json: {args.save_json}")
     return 0
+
+
+def _run_train(args: argparse.Namespace, settings: BenchSettings) -> int:
+    from ..bench.train_step import bench_train
+
+    precisions = args.precisions or (("fp16",) if settings.fp16 else ("fp32",) + (("bf16",) if
+                                     settings.device == "cpu" and hardware.native_bf16()[0] else ()))
+    rows = bench_train(settings.models, batch=max(args.batches or (32,)), input_size=settings.input_size,
+                       threads=settings.threads, steps=args.steps or 10, rounds=settings.round_count,
+                       precisions=precisions, quick=settings.quick, device=settings.device)
+    if args.save_json is not None:
+        write_rows(rows, args.save_json)
+    print(rows_json(rows) if args.json else format_train_table(rows))
+    return 0
+
+
+def _plot(rows: Sequence[dict[str, Any]], output: Path, machine: dict[str, Any]) -> list[Path]:
+    try:
+        from ..bench.plot import plot_summary
+    except ImportError as err:
+        log.warning("no plot: edgenext.bench.plot (plot_summary) is not available here (%s)", err)
+        return []
+    try:
+        return plot_summary(rows, output, machine)
+    except ValueError as err:  # nothing measured to plot: the table still stands
+        log.warning("no plot: %s", err)
+        return []

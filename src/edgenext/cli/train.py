@@ -48,7 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", dest="resume", action="store_const", const=False, help="start afresh even if a checkpoint exists")
     p.add_argument("--finetune", metavar="WEIGHTS", help="start from these weights (any model-zoo format); head re-initialised")
     p.add_argument("--teacher", help="distil from this model (e.g. edgenext_base.usi); see teacher_weights")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (bf16 CPU / fp16 CUDA)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision where it is faster: fp16 + grad scaler on CUDA, bf16 on CPUs with native "
+                   "bf16 (elsewhere fp32, and the log says why)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None, help="no progress bars")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config key (YAML value), e.g. --set drop_path=0.1 --set scales=[128,160]")

@@ -35,15 +35,20 @@ def digits_tensors(
     interpolation: str = "bicubic",
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    image_size: int = 64,
+    val_fraction: float = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images, labels)`` of ``DigitsDataset(split)`` (its default size and fixed split), each
-    image through the evaluation transform at ``input_size``: ``(N, 3, H, W)`` floats and ``(N,)``."""
-    return _digits(split, limit, _transform(input_hw(input_size), crop_pct, interpolation, mean, std))
+    """``(images, labels)`` of ``DigitsDataset(split)`` (stored at ``image_size``, its fixed
+    split at ``val_fraction``: a run's ``digits_size`` and ``digits_val_fraction``), each image
+    through the evaluation transform at ``input_size``: ``(N, 3, H, W)`` floats and ``(N,)``."""
+    transform = _transform(input_hw(input_size), crop_pct, interpolation, mean, std)
+    return _digits(split, limit, transform, image_size=image_size, val_fraction=val_fraction)
 
 
-def _digits(split: str, limit: Optional[int], transform: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-    # NOTE: the dataset asks its factory for its storage size (64); the model's input size is what counts here.
-    dataset = DigitsDataset(split, lambda _storage_size: transform)
+def _digits(split: str, limit: Optional[int], transform: Callable, *, image_size: int = 64,
+            val_fraction: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    # NOTE: the dataset asks its factory for its storage size; the model's input size is what counts here.
+    dataset = DigitsDataset(split, lambda _storage_size: transform, image_size=image_size, val_fraction=val_fraction)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     pairs = [dataset[i] for i in range(count)]
     return torch.stack([x for x, _ in pairs]), torch.tensor([y for _, y in pairs], dtype=torch.long)

@@ -16,15 +16,28 @@ from torch import nn
 
 from ..optional import require
 from .common import HW, example_input
+from .precision import check_format_precision
 
 EXTRA = "coreml"
+PRECISIONS = ("fp32",)
+
+
+def _check(precision: str) -> None:
+    check_format_precision("coreml", PRECISIONS, precision)
 
 
 def export_coreml(
-    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = 1
+    model: nn.Module,
+    output: Union[str, Path],
+    *,
+    input_size: HW = (256, 256),
+    batch: Optional[int] = 1,
+    precision: str = "fp32",
+    calibration: Optional[torch.Tensor] = None,
 ) -> Path:
     """Convert ``model`` at ``input_size`` (height, width) to a Core ML ML program at ``output``
-    (a ``.mlpackage`` directory)."""
+    (a ``.mlpackage`` directory). fp32 only (``precision`` is checked; ``calibration`` unused)."""
+    _check(precision)
     ct = require("coremltools", EXTRA, "Core ML export")
     output = Path(output)
     if output.suffix != ".mlpackage":
@@ -63,7 +76,8 @@ def describe_coreml(path: Union[str, Path]) -> dict[str, list[int]]:
 class CoreMLModel:
     """A saved ``.mlpackage`` predicting on macOS (``threads`` is ignored: Core ML schedules its own)."""
 
-    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
+        _check(precision)
         ct = require("coremltools", EXTRA, "Core ML inference")
         if not can_predict():
             raise RuntimeError("Core ML prediction needs macOS; off macOS only the structure can be checked")

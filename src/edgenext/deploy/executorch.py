@@ -13,10 +13,12 @@ from torch import nn
 
 from ..optional import require
 from .common import HW, example_input
+from .precision import format_cannot
 
 log = logging.getLogger(__name__)
 
 EXTRA = "executorch"
+PRECISIONS = ("fp32", "int8")
 MAX_DYNAMIC_BATCH = 64
 
 
@@ -49,12 +51,24 @@ def export_executorch(
     input_size: HW = (256, 256),
     batch: Optional[int] = 1,
     output_names: Sequence[str] = (),
+    precision: str = "fp32",
+    calibration: Optional[torch.Tensor] = None,
 ) -> Path:
     """Write ``model`` at ``input_size`` (height, width) as an XNNPACK-delegated ``.pte``.
     ``batch=None``: dynamic batch up to ``MAX_DYNAMIC_BATCH`` (mobile apps usually run batch 1,
     the default). ``output_names`` is not stored: a program's outputs are positional (taken so
-    that every multi-output writer has one signature)."""
+    that every multi-output writer has one signature). ``precision="int8"``: PT2E quantisation
+    calibrated on ``calibration`` (required), a static batch (``None`` means 1)."""
+    cannot = format_cannot("executorch", PRECISIONS, precision)
+    if cannot is not None:
+        raise ValueError(cannot)
     require("executorch", EXTRA, "ExecuTorch export")
+    if precision == "int8":
+        from .quantize import quantize_executorch
+
+        if calibration is None:
+            raise ValueError("ExecuTorch int8 needs calibration images (calibration_tensor('digits' | DIR, ...))")
+        return quantize_executorch(model, output, calibration, input_size=input_size, batch=batch or 1)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(batch or 2, input_size, getattr(model, "in_chans", 3))
@@ -65,10 +79,14 @@ def export_executorch(
 class ExecuTorchModel:
     """A ``.pte`` file in ExecuTorch's Python runtime (the same C++ runtime apps link).
 
-    ``threads`` resizes the runtime's thread pool, which every loaded program shares.
+    ``threads`` resizes the runtime's thread pool, which every loaded program shares;
+    ``precision`` is the program's (an int8 program carries its quantisation): checked, not applied.
     """
 
-    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
+        cannot = format_cannot("executorch", PRECISIONS, precision)
+        if cannot is not None:
+            raise ValueError(cannot)
         require("executorch", EXTRA, "the ExecuTorch runtime")
         from executorch.runtime import Runtime
 

@@ -21,16 +21,21 @@ from .common import HW
 
 
 class Writer(Protocol):
-    """Writes ``model`` to ``output``; the writers of ``multi_output`` formats also take ``output_names``."""
+    """Writes ``model`` to ``output`` in ``precision`` (one of the format's ``precisions``; int8
+    calibrates on ``calibration``, ``(N, C, H, W)`` images normalised like the model's input);
+    the writers of ``multi_output`` formats also take ``output_names``."""
 
-    def __call__(self, model: nn.Module, output: Path, *, input_size: HW, batch: Optional[int]) -> Path: ...
+    def __call__(self, model: nn.Module, output: Path, *, input_size: HW, batch: Optional[int],
+                 precision: str = "fp32", calibration: Optional[torch.Tensor] = None) -> Path: ...
 
 
 class Runner(Protocol):
-    """A file loaded in its runtime: ``runner(path, threads=...)(x)`` returns the logits tensor
-    (the first output); for ``multi_output`` formats ``.outputs(x)`` returns all of them."""
+    """A file loaded in its runtime: ``runner(path, threads=..., precision=...)(x)`` returns the
+    logits tensor (the first output); for ``multi_output`` formats ``.outputs(x)`` returns all of
+    them. ``precision`` is the file's (OpenVINO: the inference precision hint it compiles with)."""
 
-    def __call__(self, path: Path, *, threads: Optional[int] = None) -> Callable[[torch.Tensor], torch.Tensor]: ...
+    def __call__(self, path: Path, *, threads: Optional[int] = None,
+                 precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]: ...
 
 
 def _anywhere() -> bool:
@@ -54,6 +59,8 @@ class ExportFormat:
     #: networks with several outputs (a detector's boxes and scores) export and run: the writer
     #: takes ``output_names`` and the loaded runner's ``outputs(x)`` returns every output
     multi_output: bool = False
+    #: the precisions the writer can write (``precision.precision_unavailable``: whether this machine runs one)
+    precisions: tuple[str, ...] = ("fp32",)
 
     @property
     def installed(self) -> bool:
@@ -61,13 +68,17 @@ class ExportFormat:
 
 
 _TABLE = (
-    ExportFormat("onnx", ".onnx", onnx.EXTRA, "onnxruntime", onnx.export_onnx, onnx.OrtModel, multi_output=True),
+    ExportFormat("onnx", ".onnx", onnx.EXTRA, "onnxruntime", onnx.export_onnx, onnx.OrtModel, multi_output=True,
+                 precisions=onnx.PRECISIONS),
     ExportFormat("executorch", ".pte", executorch.EXTRA, "executorch", executorch.export_executorch,
-                 executorch.ExecuTorchModel, static_batch=True, multi_output=True),
-    ExportFormat("torchscript", ".pt", None, "torch", torchscript.export_torchscript, torchscript.TorchScriptModel),
-    ExportFormat("openvino", ".xml", openvino.EXTRA, "openvino", openvino.export_openvino, openvino.OpenVinoModel),
+                 executorch.ExecuTorchModel, static_batch=True, multi_output=True, precisions=executorch.PRECISIONS),
+    ExportFormat("torchscript", ".pt", None, "torch", torchscript.export_torchscript, torchscript.TorchScriptModel,
+                 precisions=torchscript.PRECISIONS),
+    ExportFormat("openvino", ".xml", openvino.EXTRA, "openvino", openvino.export_openvino, openvino.OpenVinoModel,
+                 precisions=openvino.PRECISIONS),
     ExportFormat("coreml", ".mlpackage", coreml.EXTRA, "coremltools", coreml.export_coreml, coreml.CoreMLModel,
-                 static_batch=True, can_run=coreml.can_predict, describe=coreml.describe_coreml),
+                 static_batch=True, can_run=coreml.can_predict, describe=coreml.describe_coreml,
+                 precisions=coreml.PRECISIONS),
 )
 
 #: name -> format, in the order the CLI lists them

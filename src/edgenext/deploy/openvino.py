@@ -1,4 +1,9 @@
-"""OpenVINO export (IR ``.xml`` + ``.bin``) and a CPU wrapper; an optional extra."""
+"""OpenVINO export (IR ``.xml`` + ``.bin``; fp32, bf16 hint or NNCF int8) and a CPU wrapper; an optional extra.
+
+bf16 is not a different file: the fp32 IR compiled with ``INFERENCE_PRECISION_HINT=bf16``
+(the IR records the hint in its runtime options, so ``compile_model`` applies it without our
+wrapper too). int8 is the fp32 IR quantised by NNCF (``quantize.quantize_openvino``).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,34 @@ from torch import nn
 
 from ..optional import require
 from .common import HW, example_input
+from .precision import check_format_precision
 
 EXTRA = "openvino"
+PRECISIONS = ("fp32", "bf16", "int8")
+#: the CPU plugin's INFERENCE_PRECISION_HINT per precision; int8 keeps its non-quantised ops in f32
+_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def _check(precision: str) -> None:
+    check_format_precision("openvino", PRECISIONS, precision)
 
 
 def export_openvino(
-    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = None
+    model: nn.Module,
+    output: Union[str, Path],
+    *,
+    input_size: HW = (256, 256),
+    batch: Optional[int] = None,
+    precision: str = "fp32",
+    calibration: Optional[torch.Tensor] = None,
 ) -> Path:
     """Convert ``model`` at ``input_size`` (height, width) to OpenVINO IR at ``output`` (``.xml``;
-    the weights go to the ``.bin`` beside it). ``batch=None`` leaves the batch axis dynamic."""
+    the weights go to the ``.bin`` beside it). ``batch=None`` leaves the batch axis dynamic.
+    ``precision="int8"`` quantises with NNCF on ``calibration`` (required); ``"bf16"`` records
+    the bf16 inference hint in the IR."""
+    _check(precision)
+    if precision == "int8" and calibration is None:
+        raise ValueError("OpenVINO int8 needs calibration images (calibration_tensor('digits' | DIR, ...))")
     ov = require("openvino", EXTRA, "OpenVINO export")
     output = Path(output)
     if output.suffix != ".xml":
@@ -34,16 +58,26 @@ def export_openvino(
         # the XCA to the traced batch and the IR then fails at any other batch.
         program = torch.export.export(model.eval(), (x,), dynamic_shapes=dynamic, strict=False)
         converted = ov.convert_model(program)
+    if precision == "int8":
+        from .quantize import quantize_openvino
+
+        converted = quantize_openvino(converted, calibration, batch=batch)
+    converted.set_rt_info(_HINTS[precision], ["runtime_options", "INFERENCE_PRECISION_HINT"])
     ov.save_model(converted, str(output), compress_to_fp16=False)
     return output
 
 
 class OpenVinoModel:
-    """An OpenVINO IR compiled for the CPU in fp32 (no bf16/fp16 hint: parity stays fp32)."""
+    """An OpenVINO IR compiled for the CPU. ``precision``: ``fp32`` forces f32 (the CPU plugin's
+    default is bf16 where the CPU has it: parity stays fp32), ``bf16`` asks for bf16 (emulated
+    where the CPU lacks it: ``precision.precision_unavailable`` says whether it is worth it),
+    ``int8`` runs an NNCF-quantised IR with its remaining ops in f32."""
 
-    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, device: str = "CPU") -> None:
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, device: str = "CPU",
+                 precision: str = "fp32") -> None:
+        _check(precision)
         ov = require("openvino", EXTRA, "OpenVINO inference")
-        config: dict = {"INFERENCE_PRECISION_HINT": "f32"}
+        config: dict = {"INFERENCE_PRECISION_HINT": _HINTS[precision]}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(str(path), device, config)

@@ -10,14 +10,28 @@ import torch
 from torch import nn
 
 from .common import HW, example_input
+from .precision import check_format_precision
+
+PRECISIONS = ("fp32",)
+
+
+def _check(precision: str) -> None:
+    check_format_precision("torchscript", PRECISIONS, precision)
 
 
 def export_torchscript(
-    model: nn.Module, output: Union[str, Path], *, input_size: HW = (256, 256), batch: Optional[int] = None
+    model: nn.Module,
+    output: Union[str, Path],
+    *,
+    input_size: HW = (256, 256),
+    batch: Optional[int] = None,
+    precision: str = "fp32",
+    calibration: Optional[torch.Tensor] = None,
 ) -> Path:
     """Trace ``model`` at ``input_size`` (height, width) and save it. Shapes are read from
     tensors, so the batch stays dynamic; the spatial size is the traced one (the precomputed
-    positional encoding is baked in)."""
+    positional encoding is baked in). fp32 only (``precision`` is checked; ``calibration`` unused)."""
+    _check(precision)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(batch or 2, input_size, getattr(model, "in_chans", 3))
@@ -35,7 +49,8 @@ class TorchScriptModel:
     ``threads``: TorchScript runs on torch's own intra-op pool, so this sets ``torch.set_num_threads``.
     """
 
-    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None) -> None:
+    def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
+        _check(precision)
         if threads:
             torch.set_num_threads(threads)
         with warnings.catch_warnings():

@@ -35,6 +35,7 @@ class TrainParts:
     ema: Optional[nn.Module] = None  # timm ModelEmaV3
     accum_steps: int = 1
     clip_grad: Optional[float] = None
+    channels_last: bool = False  # the model is in channels-last memory format: give it its inputs so too
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
@@ -73,6 +74,8 @@ def train_one_epoch(
     for i, (inputs, targets, skipped) in enumerate(loader):
         skipped_total += int(skipped)
         inputs, targets = task.to_device(inputs, targets, device)
+        if parts.channels_last:
+            inputs = to_channels_last(inputs)
         n = task.batch_len(inputs)
         if n == 0 and not parts.dist.distributed:
             continue
@@ -117,8 +120,16 @@ def train_one_epoch(
     return metrics, global_step
 
 
+def to_channels_last(inputs: Any) -> Any:
+    """A 4-d image batch in channels-last memory format (same shape and values); anything else as it is."""
+    if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
 def _bare(model: nn.Module) -> nn.Module:
-    """The model inside a DDP wrapper (or the model itself)."""
+    """The model inside its torch.compile and DDP wrappers (or the model itself)."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper keeps the module there
     return model.module if hasattr(model, "module") else model
 
 

@@ -46,16 +46,37 @@ def scaled_lr(base_lr: float, global_batch: int, base_batch: int = 4096) -> floa
     return base_lr * global_batch / base_batch
 
 
+#: AdamW kernels: one fused kernel for all tensors, multi-tensor (foreach) ops, or a Python loop per tensor
+ADAMW_IMPLS = ("fused", "foreach", "loop")
+
+
+def adamw_impl_kwargs(impl: str) -> dict[str, bool]:
+    """``torch.optim.AdamW``'s keyword for kernel ``impl`` ("fused", "foreach" or "loop")."""
+    if impl not in ADAMW_IMPLS:
+        raise ValueError(f"AdamW kernel {impl!r} is not one of {', '.join(ADAMW_IMPLS)}")
+    return {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
+
+
 def build_optimizer(
     model: nn.Module, *, lr: float, weight_decay: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
-    lr_scales: Optional[LrScales] = None,
+    lr_scales: Optional[LrScales] = None, impl: str = "auto",
 ) -> torch.optim.AdamW:
-    """AdamW over ``param_groups``; a group's ``lr_scale`` multiplies its lr (the schedule scales each group alike)."""
+    """AdamW over ``param_groups``; a group's ``lr_scale`` multiplies its lr (the schedule scales each group alike).
+
+    ``impl`` picks the kernel (``ADAMW_IMPLS``); "auto" takes the fused one, and the multi-tensor
+    one where this torch has no fused kernel for the parameters' device. All compute the same
+    update up to float rounding.
+    """
     groups = param_groups(model, weight_decay, lr_scales=lr_scales)
     for group in groups:
         if "lr_scale" in group:
             group["lr"] = lr * group.pop("lr_scale")
-    return torch.optim.AdamW(groups, lr=lr, eps=eps, betas=tuple(betas))
+    if impl != "auto":
+        return torch.optim.AdamW(groups, lr=lr, eps=eps, betas=tuple(betas), **adamw_impl_kwargs(impl))
+    try:
+        return torch.optim.AdamW(groups, lr=lr, eps=eps, betas=tuple(betas), fused=True)
+    except RuntimeError:  # no fused kernel for this device (torch raises when asked for one)
+        return torch.optim.AdamW(groups, lr=lr, eps=eps, betas=tuple(betas), foreach=True)
 
 
 def build_scheduler(

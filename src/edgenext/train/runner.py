@@ -21,7 +21,7 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from ..models.weights import CheckpointError
-from .builders import amp_settings, build_eval_loader, build_train_loader
+from .builders import amp_settings, build_eval_loader, build_train_loader, compile_choice, prepare_for_speed
 from .checkpoint import (
     BEST,
     LAST,
@@ -176,7 +176,7 @@ def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
     if state is not None and list(state.get("class_names", class_names)) != class_names:
         raise CheckpointError(f"{ckpt_path}: trained on other classes than the data now given; use --finetune to start from it")
     seed_all(cfg.seed)
-    model = task.build_model(len(class_names), load_finetune=state is None).to(info.device)
+    model = prepare_for_speed(task.build_model(len(class_names), load_finetune=state is None).to(info.device), cfg)
     if info.distributed and _has_batchnorm(model):
         # NOTE: per-process BatchNorm statistics over small dense-task batches are noisy; sync them.
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -184,7 +184,7 @@ def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
     global_batch = cfg.batch_size * cfg.accum_steps * info.world_size
     lr = cfg.lr if cfg.lr is not None else scaled_lr(cfg.base_lr, global_batch, cfg.base_batch)
     optimizer = build_optimizer(model, lr=lr, weight_decay=cfg.weight_decay, eps=cfg.opt_eps, betas=cfg.betas,
-                                lr_scales=task.param_groups(model))
+                                lr_scales=task.param_groups(model), impl=cfg.adamw)
     amp_dtype, scaler = amp_settings(cfg, info.device)
     train_loader, sampler = build_train_loader(cfg, data.train, info, collate=data.collate, multiple_of=task.batch_multiple(),
                                               drop_last=task.drop_last)
@@ -192,9 +192,17 @@ def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
                                 min_lr=cfg.min_lr, warmup_lr=cfg.warmup_lr)
     val_loader = build_eval_loader(cfg, data.val, info, collate=data.collate)
     ddp = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None) if info.distributed else model
+    compiled, why = compile_choice(cfg.compile, info.device, cfg.epochs * math.ceil(len(train_loader) / cfg.accum_steps))
+    if info.is_main:
+        log.info("training step: %s; AdamW %s kernel; %s memory format", why, _adamw_kernel(optimizer),
+                 "channels-last" if cfg.channels_last else "contiguous")
+    # NOTE: only the training forward is compiled; evaluation, EMA and checkpoints use the module itself
+    # (same parameters), so state-dict keys stay free of torch.compile's "_orig_mod." prefix.
+    train_model = torch.compile(ddp) if compiled else ddp
     task.prepare(len(class_names), info.device)
-    parts = TrainParts(model=ddp, optimizer=optimizer, scheduler=scheduler, task=task, dist=info, amp_dtype=amp_dtype,
-                       scaler=scaler, ema=ema, accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad)
+    parts = TrainParts(model=train_model, optimizer=optimizer, scheduler=scheduler, task=task, dist=info,
+                       amp_dtype=amp_dtype, scaler=scaler, ema=ema, accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad,
+                       channels_last=cfg.channels_last)
     start_epoch, global_step, best = 0, 0, {"score": float("-inf"), "epoch": -1, "source": "model"}
     if state is not None:
         start_epoch, global_step, best = _restore(state, parts, model, sampler, info)
@@ -231,6 +239,11 @@ def warmup_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
         return cfg.warmup_epochs
     updates = max(math.ceil(batches_per_epoch / cfg.accum_steps), 1)
     return min(cfg.warmup_steps / updates, float(cfg.epochs))
+
+
+def _adamw_kernel(optimizer: torch.optim.Optimizer) -> str:
+    group = optimizer.param_groups[0]
+    return "fused" if group.get("fused") else ("foreach" if group.get("foreach") else "per-tensor")
 
 
 def _has_batchnorm(model: torch.nn.Module) -> bool:
@@ -285,8 +298,11 @@ def _save_epoch(out: Path, cfg: TrainConfig, parts: TrainParts, model, sampler, 
     rng = gather_objects(capture_rng_state(), info)  # every process's streams, for an exact resume
     if info.is_main:
         logger.log_epoch(record)
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        ema_weights = {k: v.detach().cpu() for k, v in parts.ema.module.state_dict().items()} if parts.ema is not None else None
+        # contiguous: a channels-last model's conv weights would otherwise keep their strides in the file
+        # (safetensors and some exporters refuse such tensors)
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        ema_weights = {k: v.detach().cpu().contiguous() for k, v in parts.ema.module.state_dict().items()} \
+            if parts.ema is not None else None
         meta = {"epoch": epoch, "config": cfg.to_dict(), "class_names": class_names, "model_name": cfg.model,
                 "task": cfg.task, "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
         if improved:
