@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 edgenext bench --device cuda --fp16 --models edgenext_xx_small,edgenext_small --batches 1,256 \
-  --save-json benchmarks/results_gpu.json --plot benchmarks/latency_vs_madds_gpu.png "$@" \
+  --save-json benchmarks/results_gpu.json --plot benchmarks/bench_gpu.png "$@" \
   | tee benchmarks/results_gpu.txt

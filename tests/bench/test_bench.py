@@ -22,7 +22,7 @@ KEYS = {"model", "impl", "runtime", "precision", "batch", "latency_ms_median", "
 
 @pytest.mark.slow
 def test_bench_quick_json_has_every_row(tmp_path, capsys):
-    runtimes = ["eager", "fused"] + (["onnxruntime"] if is_installed("onnxruntime") else [])
+    runtimes = ["eager"] + (["onnxruntime"] if is_installed("onnxruntime") else [])
     plot = tmp_path / "plot.png"
     rc = main(["bench", "--quick", "--input-size", "32", "64", "--models", "edgenext_xx_small", "--peers", "mobilevit_xxs",
                "--runtimes", ",".join(runtimes), "--peer-runtimes", "eager", "--batches", "1,2", "--threads", "1",
