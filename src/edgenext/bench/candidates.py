@@ -10,12 +10,12 @@ cannot run on this machine, why (a row's reason rather than a silent gap).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from ..deploy.formats import FORMATS, ExportFormat
+from ..deploy.precision import precision_unavailable
 from ..hardware import native_bf16
 
 #: runtimes of our model, in table order
@@ -33,11 +33,9 @@ CUDA_RUNTIMES = ("eager", "fused", "compiled")
 RUNTIME_FORMATS = {"onnxruntime": "onnx", "executorch": "executorch", "openvino": "openvino"}
 #: old runtime names still accepted: name -> (runtime, precision)
 RUNTIME_ALIASES = {"executorch-int8": ("executorch", "int8")}
-PRECISIONS = ("fp32", "bf16", "int8")
 #: the precisions each torch runtime offers (bf16: CPU autocast); export formats say theirs
-#: (``ExportFormat.precisions``), else ``_FORMAT_PRECISIONS``
+#: (``ExportFormat.precisions``)
 _TORCH_PRECISIONS = {"eager": ("fp32", "bf16"), "fused": ("fp32",), "compiled": ("fp32",)}
-_FORMAT_PRECISIONS = {"onnx": ("fp32", "int8"), "executorch": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8")}
 #: a worker that runs longer is stopped (torch.compile on a busy 2-core machine takes minutes)
 WORKER_TIMEOUT_S = 1800.0
 
@@ -114,7 +112,7 @@ def runtime_precisions(runtime: str) -> tuple[str, ...]:
     fmt = runtime_format(runtime)
     if fmt is None:
         raise ValueError(f"unknown runtime {runtime!r}: choose from {', '.join(OUR_RUNTIMES)}")
-    return tuple(getattr(fmt, "precisions", _FORMAT_PRECISIONS[fmt.name]))
+    return fmt.precisions
 
 
 def precision_absent(runtime: str, precision: str, device: str = "cpu") -> Optional[str]:
@@ -125,23 +123,10 @@ def precision_absent(runtime: str, precision: str, device: str = "cpu") -> Optio
         return f"{precision} rows are measured on the CPU only (--device cpu)"
     fmt = runtime_format(runtime)
     if fmt is not None:
-        try:
-            from ..deploy.precision import precision_unavailable
-        except ImportError:
-            precision_unavailable = None
-        if precision_unavailable is not None:
-            return precision_unavailable(fmt.name, precision)
+        return precision_unavailable(fmt.name, precision)
     if precision == "bf16":
         native, why = native_bf16()
         return None if native else why
     return None
 
 
-def writer_takes_precision(fmt: ExportFormat) -> bool:
-    """Whether the format's writer takes ``precision`` (deploy's reduced-precision interface)."""
-    return "precision" in inspect.signature(fmt.writer).parameters
-
-
-def runner_takes_precision(fmt: ExportFormat) -> bool:
-    """Whether the format's runner takes ``precision`` (OpenVINO's bf16 is a hint given at load time)."""
-    return "precision" in inspect.signature(fmt.runner).parameters

@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from .. import hardware
+from ..deploy.precision import PRECISIONS
 from ..models.edgenext import InputSize, input_hw
 from .candidates import (
     CUDA_RUNTIMES,
@@ -20,7 +21,6 @@ from .candidates import (
     DEFAULT_PEERS,
     OUR_RUNTIMES,
     PEER_RUNTIMES,
-    PRECISIONS,
     RUNTIME_ALIASES,
     WORKER_TIMEOUT_S,
     CandidateSpec,

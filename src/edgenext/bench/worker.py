@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..deploy.common import example_input
-from .candidates import CandidateSpec, runner_takes_precision, runtime_format, writer_takes_precision
+from .candidates import CandidateSpec, runtime_format
 from .timing import time_calls
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,8 @@ def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,
     if fmt is None:
         raise ValueError(f"{spec.runtime} runs in PyTorch: there is no file to export")
     static = batch if fmt.static_batch else None
-    if spec.precision == "fp32":
-        fmt.writer(module, path, input_size=spec.input_size, batch=static, **_output_names(spec))
-    elif writer_takes_precision(fmt):
-        fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
-                   calibration=calibration, **_output_names(spec))
-    else:
-        raise NotImplementedError(f"the {fmt.name} writer takes no precision: it cannot write {spec.precision}")
+    fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
+               calibration=calibration, **_output_names(spec))
 
 
 def time_candidate(spec: dict[str, Any]) -> dict[str, Any]:
@@ -165,12 +160,7 @@ def _build_call(s: CandidateSpec, batch: int, cache: dict[str, nn.Module]) -> Ca
         path = s.export_path(batch)
         if path is None or not path.exists():
             raise FileNotFoundError(f"{path} was not exported (its export failed or was not prepared)")
-        if runner_takes_precision(fmt):
-            runner = fmt.runner(path, threads=s.threads, precision=s.precision)
-        elif s.precision in ("fp32", "int8"):  # an int8 file carries its quantisation: load it as it is
-            runner = fmt.runner(path, threads=s.threads)
-        else:
-            raise NotImplementedError(f"this edgenext's {fmt.name} runner cannot run {s.precision}")
+        runner = fmt.runner(path, threads=s.threads, precision=s.precision)
         x = example_input(batch, s.input_size)
         return lambda: runner(x)
     if "module" not in cache:

@@ -9,7 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..bench.candidates import DEFAULT_PEER_RUNTIMES, DEFAULT_PEERS, OUR_RUNTIMES, PEER_RUNTIMES, PRECISIONS
+from ..bench.candidates import DEFAULT_PEER_RUNTIMES, DEFAULT_PEERS, OUR_RUNTIMES, PEER_RUNTIMES
+from ..deploy.precision import PRECISIONS
 from ..bench.dense import DENSE_RUNTIMES, TORCHVISION_PEERS
 from .. import hardware
 from ..bench.report import format_header, format_table, format_train_table, rows_json, write_machine, write_rows
@@ -133,11 +134,8 @@ def _run_train(args: argparse.Namespace, settings: BenchSettings) -> int:
 
 
 def _plot(rows: Sequence[dict[str, Any]], output: Path, machine: dict[str, Any]) -> list[Path]:
-    try:
-        from ..bench.plot import plot_summary
-    except ImportError as err:
-        log.warning("no plot: edgenext.bench.plot (plot_summary) is not available here (%s)", err)
-        return []
+    from ..bench.plot import plot_summary
+
     try:
         return plot_summary(rows, output, machine)
     except ValueError as err:  # nothing measured to plot: the table still stands
