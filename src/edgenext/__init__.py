@@ -6,7 +6,7 @@
 1327216
 """
 
-from .bench.profile import profile
+from .models.profile import profile
 from .models import (
     CheckpointError,
     EdgeNeXt,

@@ -42,3 +42,27 @@ PAPER_MADDS_M = {
     "edgenext_x_small_bn_hs": 535.84,
     "edgenext_small_bn_hs": 1257.28,
 }
+
+#: ImageNet-1k top-1 (%) of the official releases, by ``variant.tag`` (the official model zoo, paper.md).
+RELEASE_TOP1 = {
+    "edgenext_xx_small.in1k": 71.23,
+    "edgenext_x_small.in1k": 74.96,
+    "edgenext_small.in1k": 79.41,
+    "edgenext_small.usi": 81.07,
+    "edgenext_base.in1k": 82.47,
+    "edgenext_base.usi": 83.68,
+    "edgenext_base.in21k_ft_in1k": 83.31,
+    "edgenext_xx_small_bn_hs.in1k": 70.33,
+    "edgenext_x_small_bn_hs.in1k": 74.87,
+    "edgenext_small_bn_hs.in1k": 78.39,
+}
+EDGENEXT_TOP1_SOURCE = "EdgeNeXt: Maaz et al., CADL @ ECCV 2022 (arXiv 2206.10589), official model zoo, 256 px"
+_MOBILEVIT_SOURCE = "MobileViT: Mehta & Rastegari, ICLR 2022 (arXiv 2110.02178), 256 px"
+_MOBILENETV3_SOURCE = "MobileNetV3: Howard et al., ICCV 2019 (arXiv 1905.02244), Table 3, 224 px"
+#: published ImageNet-1k top-1 (%) of the bench's peers (timm names), and where it was published
+PEER_TOP1 = {
+    "mobilevit_xxs": (69.0, _MOBILEVIT_SOURCE),
+    "mobilevit_xs": (74.8, _MOBILEVIT_SOURCE),
+    "mobilevit_s": (78.4, _MOBILEVIT_SOURCE),
+    "mobilenetv3_large_100": (75.2, _MOBILENETV3_SOURCE),
+}

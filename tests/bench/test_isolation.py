@@ -19,6 +19,7 @@ from edgenext.bench.timing import percentile, round_orders, summarize_rounds
 from edgenext.bench.worker import time_candidate
 from edgenext.cli.main import main
 from edgenext.hardware import ISA_FEATURES
+from edgenext.tasks.efficiency import bench_plan
 
 KEYS = {"model", "impl", "runtime", "precision", "batch", "latency_ms_median", "latency_ms_p10", "latency_ms_p90",
         "throughput_img_s", "pct_of_peak", "ratio_vs_timm_eager", "ratio_vs_timm_same_runtime", "madds", "cpu",
@@ -193,7 +194,7 @@ def test_precision_choices(no_bf16):
     assert "CPU only" in precision_absent("eager", "bf16", device="cuda")
     s = bench_settings(runtimes=("eager", "executorch-int8"), precisions=("fp32",))
     assert s.runtimes == ("eager", "executorch") and s.measured_precisions == ("fp32", "int8")
-    assert bench_settings(peer_runtimes=("all",)).peer_runtimes == candidates_mod.PEER_RUNTIMES
+    assert bench_settings(peer_runtimes=("all",)).peer_runtimes == bench_plan("classify").peer_runtimes
     assert "bf16" not in run_mod.default_precisions()
     assert bench_settings("detect").measured_precisions == ("fp32",)
     with pytest.raises(ValueError, match="unknown precisions"):

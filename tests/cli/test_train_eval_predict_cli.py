@@ -8,7 +8,7 @@ from PIL import Image
 
 import edgenext
 from edgenext.cli.main import main
-from edgenext.train.inference import IMAGENET_CLASSES, LoadedModel, folder_class_names, predict_images
+from edgenext.inference.classify import IMAGENET_CLASSES, LoadedModel, folder_class_names, predict_images
 
 
 def test_train_defaults_to_the_digits_demo(capsys):

@@ -344,7 +344,7 @@ def test_normalize_uses_imagenet_statistics():
 
 
 def test_digit_scene_boxes_and_masks_are_exact():
-    ds = DigitScenes("train", "detect", num_scenes=30)
+    ds = DigitScenes("train", "boxes", num_scenes=30)
     counts = 0
     for i in range(len(ds)):
         s = ds.render(i)
@@ -390,11 +390,11 @@ def test_digit_scenes_use_the_classification_demo_split():
 
 
 def test_digit_scenes_items_collate_for_both_tasks():
-    det = DigitScenes("val", "detect", image_size=96, num_scenes=6)
+    det = DigitScenes("val", "boxes", image_size=96, num_scenes=6)
     images, targets, skipped = detection_collate([det[i] for i in range(4)])
     assert images.shape == (4, 3, 96, 96) and skipped == 0 and 0 <= images.min() and images.max() <= 1
     assert all(t["boxes"].dtype == torch.float32 and t["labels"].min() >= 1 and t["labels"].max() <= 10 for t in targets)
-    seg = DigitScenes("val", "segment", image_size=96, num_scenes=6)
+    seg = DigitScenes("val", "mask", image_size=96, num_scenes=6)
     assert seg.num_classes == det.num_classes == 11 and seg.class_names[1] == "0"
     images, masks, _ = segmentation_collate([seg[i] for i in range(4)])
     assert masks.shape == (4, 96, 96) and masks.dtype == torch.int64 and masks.max() <= 10
@@ -406,11 +406,11 @@ def test_digit_scenes_items_collate_for_both_tasks():
 
 def test_digit_scenes_take_a_paired_transform_and_the_sampler_size():
     torch.manual_seed(0)
-    ds = DigitScenes("train", "detect", num_scenes=4, transform=DetectionTransform(64, train=True, hflip=0.0))
+    ds = DigitScenes("train", "boxes", num_scenes=4, transform=DetectionTransform(64, train=True, hflip=0.0))
     image, target = ds[(1, 80)]
     assert image.shape == (3, 80, 80) and len(target["boxes"]) == len(target["labels"]) >= 1
     assert (target["boxes"] >= 0).all() and (target["boxes"] <= 80).all()
-    seg = DigitScenes("train", "segment", num_scenes=4, transform=SegmentationTransform(64, train=False, eval_size=32))
+    seg = DigitScenes("train", "mask", num_scenes=4, transform=SegmentationTransform(64, train=False, eval_size=32))
     image, mask = seg[0]
     assert image.shape == (3, 32, 32) and mask.shape == (32, 32) and set(mask.unique().tolist()) <= set(range(11))
 
@@ -418,5 +418,5 @@ def test_digit_scenes_take_a_paired_transform_and_the_sampler_size():
 def test_digit_scenes_reject_bad_settings():
     with pytest.raises(ValueError, match="digit_size"):
         DigitScenes(image_size=32, digit_size=(24, 56))
-    with pytest.raises(ValueError, match="task"):
-        DigitScenes(task="classify")
+    with pytest.raises(ValueError, match="targets must be one of 'boxes', 'mask'"):
+        DigitScenes(targets="classes")

@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from edgenext.bench.dense import TIMED, TORCHVISION_PEERS
-from edgenext.bench.profile import profile_variant
+from edgenext.models.profile import profile_variant
 from edgenext.bench.run import BenchSettings, bench_settings, run_bench
 from edgenext.cli.main import main
 from edgenext.deploy.formats import FORMATS
-from edgenext.deploy.network import export_network
+from edgenext.deploy.export import export_network
 from edgenext.dense import SSDLiteRaw, deeplabv3, ssdlite
-from edgenext.dense.export import OnnxDetector, detect_onnx, export_dense
+from edgenext.dense.export import OnnxDetector, detect_onnx
+from edgenext.tasks import get_task
+from edgenext.tasks import get_task
+from edgenext.tasks.efficiency import bench_plan
 from edgenext.train import TrainConfig
 
 SIZE = 128
@@ -86,13 +88,13 @@ def detector_export(tmp_path_factory):
 def segmenter_export(tmp_path_factory):
     model = _segmenter()
     out = tmp_path_factory.mktemp("segment") / "segmenter.onnx"
-    return model, out, export_dense(model, "onnx", out, input_size=SIZE)
+    return model, out, get_task("segment").export_model(model, "onnx", out, input_size=SIZE)
 
 
 @ORT
 @pytest.mark.slow
 def test_detector_onnx_parity_at_batch_1_and_2(detector_export):
-    from edgenext.deploy.onnx import OrtModel
+    from edgenext.deploy.formats.onnx import OnnxRunner as OrtModel
 
     model, path, result = detector_export
     assert {"format", "path", "size_bytes", "max_abs_diff", "tolerance", "check"} <= result.keys()
@@ -115,7 +117,7 @@ def test_detector_onnx_parity_at_batch_1_and_2(detector_export):
 @ORT
 @pytest.mark.slow
 def test_segmenter_onnx_parity_at_batch_1_and_2(segmenter_export):
-    from edgenext.deploy.onnx import OrtModel
+    from edgenext.deploy.formats.onnx import OnnxRunner as OrtModel
 
     model, path, result = segmenter_export
     assert result.details["batches"] == [1, 2] and result.max_abs_diff < TOL
@@ -162,19 +164,22 @@ def test_detect_onnx_equals_eager_detections(detector_export):
 @pytest.mark.parametrize("task", ["segment", "detect"])
 def test_executorch_parity(task, tmp_path):
     model = _segmenter() if task == "segment" else _detector()
-    result = export_dense(model, "executorch", tmp_path / "model.pte", input_size=SIZE)
+    result = get_task(task).export_model(model, "executorch", tmp_path / "model.pte", input_size=SIZE)
     assert result.format == "executorch" and result.details["batches"] == [1]
     assert result.max_abs_diff < TOL and result.size_bytes > 100_000
 
 
 def test_detector_exports_at_its_own_size_only(tmp_path):
     model = ssdlite("edgenext_xx_small", 3, image_size=SIZE)
+    detect = get_task("detect")
     with pytest.raises(ValueError, match="resizes every image to 128x128"):
-        export_dense(model, "onnx", tmp_path / "d.onnx", input_size=256)
+        detect.export_model(model, "onnx", tmp_path / "d.onnx", input_size=256)
     with pytest.raises(ValueError, match="onnx or executorch"):
-        export_dense(model, "torchscript", tmp_path / "d.pt")
-    with pytest.raises(ValueError, match="SSDLite .* or a DeepLabV3"):
-        export_dense(torch.nn.Conv2d(3, 3, 1), "onnx", tmp_path / "c.onnx")
+        detect.export_model(model, "torchscript", tmp_path / "d.pt")
+    with pytest.raises(ValueError, match="exports an SSDLite"):
+        detect.export_model(torch.nn.Conv2d(3, 3, 1), "onnx", tmp_path / "c.onnx")
+    with pytest.raises(ValueError, match="exports a DeepLabV3"):
+        get_task("segment").export_model(model, "onnx", tmp_path / "s.onnx")
     with pytest.raises(ValueError, match="returns 2 outputs but output_names names 1"):
         export_network(SSDLiteRaw(model), "onnx", tmp_path / "d.onnx", input_size=SIZE, output_names=("logits",))
 
@@ -213,7 +218,7 @@ def test_profile_segment_table_has_the_paper_columns(capsys):
 
 def test_bench_settings_follow_the_task():
     s = bench_settings("segment")
-    assert s.models == ("edgenext_small",) and s.peers == TORCHVISION_PEERS["segment"]
+    assert s.models == ("edgenext_small",) and s.peers == ("deeplabv3_mobilenet_v3_large",)
     assert s.input_size == 512 and s.batches == (1,)
     assert bench_settings("detect", input_size=(128, 128), batches=None).input_size == (128, 128)
     assert bench_settings().runtimes == BenchSettings().runtimes  # classify: unchanged
@@ -230,19 +235,17 @@ def test_bench_times_ours_beside_torchvision(task, monkeypatch):
     ort = ["onnxruntime"] if FORMATS["onnx"].installed and task == "detect" else []
     rows = run_bench(bench_settings(task, models=("edgenext_xx_small",), runtimes=("eager", *ort),
                                     peer_runtimes=("eager",), input_size=SIZE, threads=1, quick=True))
-    peer = TORCHVISION_PEERS[task][0]
+    peer = bench_plan(task).peers[0]
     head = "ssdlite" if task == "detect" else "deeplabv3"
     assert {(r["model"], r["impl"], r["runtime"]) for r in rows} == (
         {(f"{head}_edgenext_xx_small", "ours", r) for r in ("eager", *ort)} | {(peer, "torchvision", "eager")})
     for row in rows:
         assert not row.get("error") and row["batch"] == 1 and row["input_size"] == [SIZE, SIZE]
-        assert row["latency_ms_median"] > 0 and row["madds"] > 0 and row["timed"] == TIMED[task]
+        assert row["latency_ms_median"] > 0 and row["madds"] > 0 and row["timed"] == get_task(task).bench_timed
         assert row["task"] == task and row["ratio_vs_torchvision_eager"] > 0
     ref = next(r for r in rows if r["impl"] == "torchvision")
     assert ref["ratio_vs_torchvision_eager"] == 1.0
     ours = next(r for r in rows if r["impl"] == "ours")
     # our network's MAdds are what profile counts (the timed graph is the profiled one)
-    from edgenext.bench.dense import profile_dense
-
-    assert ours["madds"] == profile_dense(task, "edgenext_xx_small", SIZE)["madds"]
+    assert ours["madds"] == get_task(task).profile_row("edgenext_xx_small", SIZE)["madds"]
     assert np.isfinite([r["latency_ms_p90"] for r in rows]).all()

@@ -1,5 +1,5 @@
 """Evaluating and predicting with trained detectors and segmenters: ``load_dense_model``,
-``evaluate_dense``, ``predict_dense`` and ``edgenext eval`` / ``predict --task detect|segment``."""
+``evaluate_detector``, ``predict_detections`` and ``edgenext eval`` / ``predict --task detect|segment``."""
 
 import json
 
@@ -10,12 +10,12 @@ from PIL import Image
 
 import edgenext
 from edgenext.cli.main import main
-from edgenext.cli.options import resolve_task
 from edgenext.dense import ssdlite
 from edgenext.dense.data import DigitScenes, read_mask
-from edgenext.dense.inference import LoadedDense, evaluate_dense, load_dense_model, predict_dense
+from edgenext.inference.dense import LoadedDense, evaluate_detector, predict_detections
 from edgenext.models import CheckpointError
-from edgenext.tasks import build_task, train
+from edgenext.tasks import build_task, resolve_task, train
+from edgenext.tasks.dense_base import load_dense_model
 from edgenext.train import TrainConfig, apply_overrides
 
 SIZE = 64
@@ -50,9 +50,12 @@ def runs(tmp_path_factory):
     return out
 
 
+SCENE_TARGETS = {"detect": "boxes", "segment": "mask"}
+
+
 def _val_scenes(task: str) -> DigitScenes:
     """The runs' validation scenes, rendered again (a scene is a function of seed, split and index)."""
-    return DigitScenes("val", task, image_size=SIZE, num_scenes=VAL_SCENES, seed=0, **SCENES)
+    return DigitScenes("val", SCENE_TARGETS[task], image_size=SIZE, num_scenes=VAL_SCENES, seed=0, **SCENES)
 
 
 def _recorded_score(best, key: str) -> float:
@@ -164,7 +167,7 @@ def test_eval_detect_refuses_data_with_other_categories(runs, tmp_path):
     images, ann = write_coco(tmp_path / "coco", _val_scenes("detect"), names=names)
     loaded = load_dense_model(runs["detect"][1])
     with pytest.raises(ValueError, match=r"instances_val2017\.json: its categories \(digit 0, .*not the classes"):
-        evaluate_dense(loaded, images=images, ann=ann, workers=0, progress=False)
+        evaluate_detector(loaded, images=images, ann=ann, workers=0, progress=False)
 
 
 @pytest.mark.slow
@@ -254,7 +257,8 @@ def _save_run_checkpoint(path, task: str, state, class_names):
 def test_a_classification_checkpoint_is_refused_by_name(tmp_path, capsys):
     net = edgenext.create_model("edgenext_xx_small", num_classes=3)
     ckpt = _save_run_checkpoint(tmp_path / "classifier.pth", "classify", net.state_dict(), ["a", "b", "c"])
-    assert resolve_task(None, ckpt) == ("classify", None)  # left to the classification loader, as before
+    task, peeked = resolve_task(None, ckpt)
+    assert task.name == "classify" and peeked is not None and peeked.source == str(ckpt)
     assert main(["eval", str(tmp_path), "--task", "detect", "--weights", str(ckpt)]) == 2
     err = capsys.readouterr().err
     assert f"{ckpt}: a classification checkpoint (edgenext train --task classify)" in err and "--task classify" in err
@@ -274,7 +278,7 @@ def test_foreign_files_and_the_other_task_are_refused_by_name(tmp_path):
         load_dense_model(junk)
     detector = _save_run_checkpoint(tmp_path / "det.pth", "detect", {"w": torch.zeros(1)}, DIGIT_NAMES)
     task, peeked = resolve_task(None, detector)
-    assert task == "detect" and peeked is not None and peeked.source == str(detector)
+    assert task.name == "detect" and peeked is not None and peeked.source == str(detector)
     with pytest.raises(CheckpointError, match=r"det\.pth: a detection checkpoint .*--task segment was asked for"):
         load_dense_model(peeked, task="segment")
     with pytest.raises(CheckpointError, match=r"det\.pth: its weights do not fit the detection network"):
@@ -291,11 +295,11 @@ def test_predict_reports_unreadable_images_and_goes_on(tiny_detector, tmp_path):
     Image.new("RGB", (50, 30), (200, 30, 30)).save(tmp_path / "ok.png")
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     paths = [tmp_path / "bad.jpg", tmp_path / "missing.png", tmp_path / "ok.png"]
-    bad, missing, ok = predict_dense(tiny_detector, paths, output_dir=tmp_path / "out", score_thresh=0.0)
+    bad, missing, ok = predict_detections(tiny_detector, paths, output_dir=tmp_path / "out", score_thresh=0.0)
     assert "error" in bad and "error" in missing and "error" not in ok
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["ok_boxes.jpg"]
     with pytest.raises(ValueError, match="score_thresh is a probability"):
-        predict_dense(tiny_detector, paths, output_dir=tmp_path / "out", score_thresh=1.5)
+        predict_detections(tiny_detector, paths, output_dir=tmp_path / "out", score_thresh=1.5)
 
 
 def test_dense_only_options_are_refused_for_classification(tmp_path, capsys):

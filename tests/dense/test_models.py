@@ -10,7 +10,7 @@ from torchvision.models.detection.image_list import ImageList
 
 import edgenext
 from edgenext.constants import IMAGENET_MEAN, IMAGENET_STD
-from edgenext.bench.dense import profile_dense
+from edgenext.tasks import get_task
 from edgenext.dense import SSDLiteRaw, deeplabv3, postprocess_detections, ssdlite
 from edgenext.models import get_variant, ours_to_official, save_weights
 
@@ -23,7 +23,7 @@ def within(value, target, pct):
 
 @pytest.mark.slow
 def test_ssdlite_edgenext_small_matches_the_paper_size():
-    row = profile_dense("detect")  # 81 classes (COCO's 80 + background), 320x320
+    row = get_task("detect").profile_row("edgenext_small")  # 81 classes (COCO's 80 + background), 320x320
     assert row["input_size"] == [320, 320]
     assert within(row["params"], 6.2e6, 2) and within(row["madds"], 2.1e9, 2), row
     assert (row["paper_params"], row["paper_madds"]) == (6_200_000, 2_100_000_000)
@@ -31,11 +31,11 @@ def test_ssdlite_edgenext_small_matches_the_paper_size():
 
 @pytest.mark.slow
 def test_deeplabv3_edgenext_small_matches_the_paper_size():
-    row = profile_dense("segment")  # 21 classes (VOC's 20 + background), 512x512
+    row = get_task("segment").profile_row("edgenext_small")  # 21 classes (VOC's 20 + background), 512x512
     assert row["input_size"] == [512, 512]
     assert within(row["params"], 6.5e6, 5) and within(row["madds"], 8.7e9, 5), row
     # ml-cvnets' own ASPP width (256) overshoots: it is not the paper's configuration
-    wide = profile_dense("segment", aspp_channels=256)
+    wide = get_task("segment").profile_row("edgenext_small", aspp_channels=256)
     assert not within(wide["params"], 6.5e6, 5)
 
 
@@ -284,5 +284,6 @@ def test_bad_arguments_are_clear_errors():
         deeplabv3("edgenext_xx_small", output_stride=32)
     with pytest.raises(ValueError, match="proj_channels"):
         ssdlite("edgenext_xx_small", proj_channels=(64, 64))
-    with pytest.raises(ValueError, match="task='classify'"):
-        profile_dense("classify")
+    # a bench peer that is not one of torchvision's SSDs: the error names those it knows
+    with pytest.raises(ValueError, match="ssdlite320_mobilenet_v3_large"):
+        get_task("detect").torchvision_network("fasterrcnn_resnet50_fpn")

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from edgenext.tasks import build_task
-from edgenext.train import TrainConfig, apply_overrides, fit, load_training_checkpoint
+from edgenext.train import TrainConfig, apply_overrides, load_training_checkpoint
+from edgenext.tasks import build_task, fit
 from edgenext.train import runner as runner_mod
 
 SMALL = dict(
@@ -42,7 +42,7 @@ def test_a_short_run_on_digit_scenes_learns_well_above_chance(tmp_path, task, me
         dict(photometric=False, scale_range=[1.0, 1.0])
     extra = {"task_kwargs": {"output_stride": 8}} if task == "segment" else {}
     cfg = config(tmp_path, task, epochs=4, batch_size=8, data_kwargs=scenes, **extra)
-    result = fit(cfg, build_task(cfg))
+    result = fit(cfg)
     rows = log(result.output_dir)
     assert rows[-1]["train_loss"] < 0.6 * rows[0]["train_loss"]
     assert max(r[metric] for r in rows) > threshold, [r[metric] for r in rows]
@@ -57,7 +57,7 @@ def test_an_interrupted_detection_run_resumes_bit_identically(tmp_path, monkeypa
                   data_kwargs=dict(num_scenes=48, val_scenes=16, digit_size=[20, 32], digits_per_scene=[1, 3],
                                    transform=dict(photometric=True, iou_crop=True)), hflip=0.5)
     whole_cfg = config(tmp_path, "detect", output=str(tmp_path / "whole"), **recipe)
-    whole = fit(whole_cfg, build_task(whole_cfg))
+    whole = fit(whole_cfg)
 
     real = runner_mod.train_one_epoch
 
@@ -69,9 +69,9 @@ def test_an_interrupted_detection_run_resumes_bit_identically(tmp_path, monkeypa
     monkeypatch.setattr(runner_mod, "train_one_epoch", crash_at_epoch_2)
     cfg = config(tmp_path, "detect", output=str(tmp_path / "split"), **recipe)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, build_task(cfg))
+        fit(cfg)
     monkeypatch.setattr(runner_mod, "train_one_epoch", real)
-    resumed = fit(cfg, build_task(cfg))
+    resumed = fit(cfg)
     assert [r["epoch"] for r in resumed.history] == [2]
 
     a = load_training_checkpoint(whole.output_dir / "last.pth")
@@ -94,14 +94,16 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, task):
     ):
         cfg = config(tmp_path, task, **overrides)
         with pytest.raises(ValueError, match=message):
-            fit(cfg, build_task(cfg))
+            fit(cfg)
         assert not (tmp_path / "run").exists()
 
 
 def test_the_task_must_match_the_config(tmp_path):
     cfg = config(tmp_path, "detect")
+    from edgenext.train import fit as fit_with
+
     with pytest.raises(ValueError, match="config task 'segment'"):
-        fit(config(tmp_path, "segment"), build_task(cfg))
+        fit_with(config(tmp_path, "segment"), build_task(cfg))
 
 
 def test_the_head_learns_at_its_own_rate(tmp_path):

@@ -10,7 +10,7 @@ import torch
 
 from edgenext.cli.main import main
 from edgenext.deploy.export import ParityError, export_model
-from edgenext.deploy.formats import FORMATS
+from edgenext.deploy.formats import FORMATS, register, unregister
 from edgenext.optional import MissingExtraError, require
 
 SIZE = 32  # the smallest input EdgeNeXt takes: exports and runtimes stay fast
@@ -55,7 +55,7 @@ def test_export_round_trip(fmt, name, exported):
 def test_onnx_graph_is_dynamic_batch_and_new_opset(exported):
     import onnx
 
-    from edgenext.deploy.onnx import OrtModel
+    from edgenext.deploy.formats.onnx import OnnxRunner
 
     path = exported("onnx", "edgenext_xx_small").path
     graph = onnx.load(path)
@@ -63,26 +63,26 @@ def test_onnx_graph_is_dynamic_batch_and_new_opset(exported):
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic batch
     ops = {n.op_type for n in graph.graph.node}
     assert "Gelu" in ops and "Erf" not in ops  # one op ONNX Runtime fuses with the bias, not five passes
-    out = OrtModel(path)(torch.randn(5, 3, SIZE, SIZE))
+    out = OnnxRunner(path)(torch.randn(5, 3, SIZE, SIZE))
     assert out.shape == (5, 10)
 
 
-def test_parity_failure_is_loud(tmp_path, cached_model, monkeypatch):
-    import edgenext.deploy.export as export_mod
-
+def test_parity_failure_is_loud(tmp_path, cached_model):
     model = cached_model("edgenext_xx_small", 10)
 
     class Broken:
-        def __init__(self, path):
+        def __init__(self, path, **_):
             pass
 
         def __call__(self, x):
             return model(x) + 1e-3
 
-    broken = dataclasses.replace(FORMATS["torchscript"], runner=Broken)
-    monkeypatch.setattr(export_mod, "export_format", lambda fmt: broken)
-    with pytest.raises(ParityError, match="differs from eager"):
-        export_model(model, "torchscript", tmp_path / "m.pt", input_size=SIZE)
+    register(dataclasses.replace(FORMATS["torchscript"], name="broken-torchscript", runner=Broken))
+    try:
+        with pytest.raises(ParityError, match="differs from eager"):
+            export_model(model, "broken-torchscript", tmp_path / "m.pt", input_size=SIZE)
+    finally:
+        unregister("broken-torchscript")
 
 
 def test_missing_package_names_the_extra(monkeypatch):
@@ -138,7 +138,7 @@ def test_cli_export_num_classes_needs_a_model(tmp_path, capsys):
 
 
 def test_cli_export_reads_model_and_input_size_from_a_training_checkpoint(tmp_path, tiny_config, capsys):
-    from edgenext.train import fit
+    from edgenext.tasks import fit
 
     cfg = tiny_config(input_size=48, digits_size=48, epochs=1, train_limit=16, val_limit=16)
     fit(cfg)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-import edgenext.deploy.precision as precision_mod
+import edgenext.deploy.request as request_mod
 from edgenext.cli.main import main
-from edgenext.deploy.accuracy import (
+from edgenext.deploy.precision_accuracy import (
     PrecisionCheck,
     is_digits_run,
     measure_precision,
@@ -20,8 +20,8 @@ from edgenext.deploy.accuracy import (
     top1_agreement,
 )
 from edgenext.deploy.export import export_model
-from edgenext.deploy.formats import FORMATS
-from edgenext.deploy.precision import PRECISIONS, precision_unavailable
+from edgenext.deploy.formats import FORMATS, PRECISIONS
+from edgenext.deploy.request import precision_unavailable, validate_export
 from edgenext.optional import is_installed
 
 SIZE = 32
@@ -37,7 +37,7 @@ def _installed(*modules):
 
 
 def _bf16(monkeypatch, native: bool) -> None:
-    monkeypatch.setattr(precision_mod, "native_bf16", lambda: (native, "this CPU has no native bf16 (test)"))
+    monkeypatch.setattr(request_mod, "native_bf16", lambda: (native, "this CPU has no native bf16 (test)"))
 
 
 # precision_unavailable
@@ -87,14 +87,21 @@ def test_unknown_names_raise():
         precision_unavailable("tflite", "fp32")
 
 
-def test_writers_and_runners_reject_a_precision_they_cannot_write(tmp_path, cached_model):
+def test_an_export_checks_its_precision_once_before_writing(tmp_path, cached_model):
+    """``validate_export`` decides; ``export_model`` asks it before any work (writers trust it)."""
     model = cached_model("edgenext_xx_small", 10)
-    with pytest.raises(ValueError, match="--precision int8"):
-        FORMATS["torchscript"].writer(model, tmp_path / "m.pt", input_size=(SIZE, SIZE), batch=1, precision="int8")
     with pytest.raises(ValueError, match="--precision bf16"):
         export_model(model, "onnx", tmp_path / "m.onnx", input_size=SIZE, precision="bf16")
-    with pytest.raises(ValueError, match="--precision bf16"):
-        FORMATS["torchscript"].runner(tmp_path / "m.pt", precision="bf16")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match=r"--precision int8 \(it writes fp32\); int8 is written by onnx"):
+        validate_export("torchscript", "int8")
+    with pytest.raises(ValueError, match="--task detect exports fp32 only"):
+        validate_export("onnx", "int8", multi_output=True, precisions=("fp32",), task="detect")
+    with pytest.raises(ValueError, match="--task detect exports to onnx or executorch"):
+        validate_export("torchscript", multi_output=True, task="detect")
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        validate_export("onnx", batch=0)
+    assert validate_export("executorch").batch == 1 and validate_export("onnx").batch is None  # static: 1
 
 
 # the top-1 arithmetic
@@ -156,7 +163,6 @@ def test_predict_logits_pads_the_last_static_batch():
 
 def test_a_digits_run_is_recognised_by_its_recorded_data():
     assert is_digits_run({"data": "digits", "model": "edgenext_xx_small"}, 10)
-    assert not is_digits_run({"data": "digits", "task": "detect"}, 10)
     assert not is_digits_run({"data": "/data/imagenet"}, 10)
     assert not is_digits_run({"data": "digits"}, 1000)
     assert not is_digits_run(None, 10)
@@ -205,7 +211,7 @@ def test_int8_export_runs_and_agrees_with_fp32(fmt, digits_model, tmp_path):
 @_installed("openvino")
 def test_openvino_bf16_path_with_native_bf16_faked(digits_model, tmp_path, monkeypatch):
     """OpenVINO's CPU plugin runs a bf16 hint on any CPU (emulated where bf16 is not native)."""
-    from edgenext.deploy.openvino import OpenVinoModel
+    from edgenext.deploy.formats.openvino import OpenVinoRunner
 
     _bf16(monkeypatch, True)
     model, _, x_val, y_val, fp32 = digits_model
@@ -216,7 +222,7 @@ def test_openvino_bf16_path_with_native_bf16_faked(digits_model, tmp_path, monke
     assert result.accuracy["digits_top1_fp32"] is None  # no labelled digits given
     hint = ET.parse(out).getroot().find("rt_info/runtime_options/INFERENCE_PRECISION_HINT")
     assert hint is not None and hint.attrib["value"] == "bf16"
-    assert "bfloat16" in str(OpenVinoModel(out, precision="bf16").compiled.get_property("INFERENCE_PRECISION_HINT"))
+    assert "bfloat16" in str(OpenVinoRunner(out, precision="bf16").compiled.get_property("INFERENCE_PRECISION_HINT"))
 
 
 # the command line
@@ -249,7 +255,7 @@ def test_cli_rejects_a_precision_for_dense_tasks(tmp_path, capsys):
 @pytest.mark.slow
 @_installed("onnxruntime")
 def test_cli_int8_of_a_digits_checkpoint_reports_the_top1_change(tmp_path, tiny_config, capsys, image_folder):
-    from edgenext.train import fit
+    from edgenext.tasks import fit
 
     fit(tiny_config(input_size=SIZE, digits_size=SIZE, epochs=1, train_limit=16, val_limit=16))
     best = next((tmp_path / "run").rglob("best.pth"))

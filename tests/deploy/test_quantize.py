@@ -20,8 +20,7 @@ def test_onnxruntime_static_int8_keeps_accuracy(digits_model, tmp_path):
     """Static QDQ (the default, dynamic int8, and the other runtimes: test_precision.py)."""
     import onnx
 
-    from edgenext.deploy.onnx import OrtModel, export_onnx
-    from edgenext.deploy.quantize import quantize_onnx
+    from edgenext.deploy.formats.onnx import OnnxRunner, export_onnx, quantize_onnx
 
     model, calib, x_val, y_val, fp32 = digits_model
     fp32_path = export_onnx(fuse(model, SIZE), tmp_path / "fp32.onnx", input_size=(SIZE, SIZE))
@@ -29,7 +28,7 @@ def test_onnxruntime_static_int8_keeps_accuracy(digits_model, tmp_path):
     ops = {n.op_type for n in onnx.load(str(int8_path)).graph.node}
     assert "DequantizeLinear" in ops
     assert int8_path.stat().st_size < 0.6 * fp32_path.stat().st_size  # int8 weights
-    int8 = top1(OrtModel(int8_path), x_val, y_val)
+    int8 = top1(OnnxRunner(int8_path), x_val, y_val)
     assert int8 >= fp32 - MARGIN, f"int8 {int8:.2f}% vs fp32 {fp32:.2f}%"
 
 

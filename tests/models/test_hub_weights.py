@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 import edgenext
 from edgenext.models import CheckpointError, WeightsDownloadError
 from edgenext.models.hub import hub_files, parse_hub_name
-from edgenext.train.inference import load_model
+from edgenext.inference.classify import load_model
 
 NAME = "edgenext_xx_small"
 REPO = "timm/edgenext_xx_small.in1k"

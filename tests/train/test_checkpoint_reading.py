@@ -5,10 +5,10 @@ import torch
 from PIL import Image
 
 import edgenext
-from edgenext.train.builders import build_model
+from edgenext.train.classify import build_model
 from edgenext.train.checkpoint import atomic_save, find_unfinished_run
-from edgenext.train.inference import LoadedModel, eval_side, evaluate_folder, load_model, predict_images
-from edgenext.train.modelspec import model_overrides, run_config
+from edgenext.inference.classify import LoadedModel, eval_side, evaluate_folder, load_model, predict_images
+from edgenext.models.run_config import model_overrides, run_config
 
 
 def _save_run_checkpoint(cfg, path, *, epoch=0, classes=("cat", "dog", "fox")):
@@ -116,9 +116,9 @@ def test_find_unfinished_run_maps_instead_of_reading_the_weights(tiny_config, tm
 
 
 def test_cli_eval_refuses_a_non_square_size_before_loading(tmp_path, capsys, monkeypatch):
-    from edgenext.cli import eval as eval_cmd
     from edgenext.cli.main import main
+    from edgenext.models import loading
 
-    monkeypatch.setattr(eval_cmd, "load_model", lambda *a, **k: pytest.fail("loaded before checking"))
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("loaded before checking"))
     assert main(["eval", str(tmp_path), "--model", "edgenext_xx_small", "--input-size", "64", "96"]) == 2
     assert "64x96: evaluation uses square center crops" in capsys.readouterr().err

@@ -8,7 +8,8 @@ import pytest
 import torch
 import yaml
 
-from edgenext.train import fit, load_training_checkpoint
+from edgenext.train import load_training_checkpoint
+from edgenext.tasks import fit
 
 # deterministic: no augmentation, no drop path, no mixup (each process draws its own random streams)
 DETERMINISTIC = dict(augment=False, drop_path=0.0, mixup=0.0, cutmix=0.0, epochs=2, train_limit=64, val_limit=30,

@@ -8,9 +8,10 @@ import torch
 
 import edgenext
 from edgenext.models.weights import ours_to_official
-from edgenext.train import NonFiniteLossError, fit, load_training_checkpoint
+from edgenext.train import NonFiniteLossError, load_training_checkpoint
+from edgenext.tasks import fit
 from edgenext.train import runner as runner_mod
-from edgenext.train.builders import build_model
+from edgenext.train.classify import build_model
 
 TIMING = ("images_per_s", "epoch_time_s")
 
@@ -166,7 +167,7 @@ def test_gradient_accumulation_matches_the_larger_batch(tiny_config, tmp_path):
 
 
 def test_mixed_precision_bf16_on_cpu(tiny_config, monkeypatch):
-    from edgenext.train import builders
+    from edgenext.train import setup as builders
 
     # amp gives bf16 only on CPUs with native bf16: pretend this is one, so the bf16 path runs everywhere
     monkeypatch.setattr(builders, "native_bf16", lambda: (True, "native bf16 (test)"))

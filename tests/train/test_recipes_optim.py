@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import edgenext
-from edgenext.train import build_optimizer, build_scheduler, load_config, param_groups, scaled_lr
+from edgenext.train import TrainConfig, build_optimizer, build_scheduler, load_config, param_groups, scaled_lr
 from edgenext.train.config import configs_dir, read_recipe
 
 # paper.md: drop path and RandAugment per variant
@@ -27,10 +27,17 @@ def test_every_variant_has_the_papers_recipe(name):
         assert cfg.color_jitter == 0.4
 
 
-def test_default_recipe_is_the_digits_demo():
-    cfg = load_config()
-    assert (cfg.model, cfg.data) == ("edgenext_xx_small", "digits")
-    assert load_config(None, {"model": "edgenext_small", "data": "/some/folder"}).rand_augment
+def test_default_recipe_is_the_task_s_digits_demo():
+    from edgenext.tasks import load_config as task_config
+
+    cfg = task_config()
+    assert (cfg.model, cfg.data, cfg.task) == ("edgenext_xx_small", "digits", "classify")
+    assert task_config(None, {"model": "edgenext_small", "data": "/some/folder"}).rand_augment  # its ImageNet recipe
+    assert task_config(None, {"task": "detect"}).input_size == task_config("digits_detect").input_size
+    assert task_config(None, {"task": "segment", "data": "/voc"}).head_lr_mult == 10.0  # deeplabv3_voc
+    assert load_config().epochs == TrainConfig().epochs  # no recipe named: the defaults (the paper's)
+    with pytest.raises(ValueError, match="unknown task 'count'"):
+        task_config(None, {"task": "count"})
 
 
 def test_overrides_and_unknown_keys(tmp_path):
@@ -57,8 +64,10 @@ def test_wrong_value_types_are_named_before_anything_runs():
     with pytest.raises(ValueError, match="'lr': expected float"):
         load_config("digits", {"lr": "fast"})
     assert load_config("digits", {"lr": 1, "warmup_epochs": 0}).lr == 1.0  # ints widen to float
-    with pytest.raises(ValueError, match="task must be one of"):
-        load_config("digits", {"task": "classification"})
+    from edgenext.tasks import load_config as task_config
+
+    with pytest.raises(ValueError, match="unknown task 'classification': choose one of classify, detect, segment"):
+        task_config("digits", {"task": "classification"})
 
 
 def test_builtin_recipes_are_package_data():

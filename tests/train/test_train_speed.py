@@ -5,10 +5,11 @@ import logging
 import pytest
 import torch
 
-from edgenext.train import TrainConfig, apply_overrides, fit, load_training_checkpoint
-from edgenext.train import builders
+from edgenext.train import TrainConfig, apply_overrides, load_training_checkpoint
+from edgenext.tasks import fit
+from edgenext.train import setup as builders
 from edgenext.train import runner as runner_mod
-from edgenext.train.builders import COMPILE_MIN_UPDATES, amp_dtype, compile_choice
+from edgenext.train.setup import COMPILE_MIN_UPDATES, amp_dtype, compile_choice
 from edgenext.train.classify import ClassificationTask
 from edgenext.train.optim import build_optimizer
 

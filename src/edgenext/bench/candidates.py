@@ -15,21 +15,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..deploy.formats import FORMATS, ExportFormat
-from ..deploy.precision import precision_unavailable
+from ..deploy.request import precision_unavailable
 from ..hardware import native_bf16
+from ..tasks.efficiency import RUNTIMES
+from ..tasks.registry import DEFAULT_TASK
 
-#: runtimes of our model, in table order
-OUR_RUNTIMES = ("eager", "fused", "compiled", "onnxruntime", "openvino", "executorch")
-#: runtimes of the peers (timm's EdgeNeXt and the other timm models); ``--peer-runtimes all``
-PEER_RUNTIMES = ("eager", "compiled", "onnxruntime", "openvino", "executorch")
-#: the peers' runtimes of a plain run: eager, and the two fastest exported paths on a desktop CPU
-DEFAULT_PEER_RUNTIMES = ("eager", "onnxruntime", "openvino")
+#: every runtime, in table order; which of them a task runs, for ours and its peers, its ``BenchPlan`` says
+OUR_RUNTIMES = RUNTIMES
 #: runtimes that stay in PyTorch (no exported file)
 TORCH_RUNTIMES = ("eager", "fused", "compiled")
-#: what a user would pick instead of EdgeNeXt (timm implementations, random weights)
-DEFAULT_PEERS = ("mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilenetv3_large_100")
 CUDA_RUNTIMES = ("eager", "fused", "compiled")
-#: the export format (deploy/formats.py) each runtime outside PyTorch runs
+#: the export format (``edgenext.deploy.formats``) each runtime outside PyTorch runs
 RUNTIME_FORMATS = {"onnxruntime": "onnx", "executorch": "executorch", "openvino": "openvino"}
 #: old runtime names still accepted: name -> (runtime, precision)
 RUNTIME_ALIASES = {"executorch-int8": ("executorch", "int8")}
@@ -48,8 +44,8 @@ class CandidateSpec:
     impl: str  # "ours", "timm" or "torchvision"
     runtime: str
     precision: str = "fp32"
-    task: str = "classify"
-    #: what to build when it differs from ``model`` (detect / segment: the backbone or torchvision's name)
+    task: str = DEFAULT_TASK  # the worker builds what ``edgenext.tasks.efficiency.bench_plan(task)`` says
+    #: what to build when it differs from ``model`` (a detector's or segmenter's row: its backbone)
     arch: str = ""
     input_size: tuple[int, int] = (256, 256)
     threads: int = 2

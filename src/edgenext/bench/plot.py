@@ -15,27 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from ..constants import EDGENEXT_TOP1_SOURCE, PEER_TOP1, RELEASE_TOP1
 from ..hardware import ISA_FEATURES
 from ..optional import require
 
-_EDGENEXT_SOURCE = "EdgeNeXt: Maaz et al., CADL @ ECCV 2022 (arXiv 2206.10589), official model zoo, 256 px"
-_MOBILEVIT_SOURCE = "MobileViT: Mehta & Rastegari, ICLR 2022 (arXiv 2110.02178), 256 px"
-_MOBILENETV3_SOURCE = "MobileNetV3: Howard et al., ICCV 2019 (arXiv 1905.02244), Table 3, 224 px"
-
-#: published ImageNet-1k (1000 classes) top-1 in %, and where it was published. timm's EdgeNeXt
-#: rows are the same network and weights, so they share ours.
+#: published ImageNet-1k (1000 classes) top-1 in %, and where it was published: each variant's ImageNet-1k
+#: release (its default) and the peers (``edgenext.constants``). timm's EdgeNeXt rows are the same network and
+#: weights, so they share ours.
 PUBLISHED_TOP1: dict[str, tuple[float, str]] = {
-    "edgenext_xx_small": (71.23, _EDGENEXT_SOURCE),
-    "edgenext_x_small": (74.96, _EDGENEXT_SOURCE),
-    "edgenext_small": (79.41, _EDGENEXT_SOURCE),
-    "edgenext_base": (82.47, _EDGENEXT_SOURCE),
-    "edgenext_xx_small_bn_hs": (70.33, _EDGENEXT_SOURCE),
-    "edgenext_x_small_bn_hs": (74.87, _EDGENEXT_SOURCE),
-    "edgenext_small_bn_hs": (78.39, _EDGENEXT_SOURCE),
-    "mobilevit_xxs": (69.0, _MOBILEVIT_SOURCE),
-    "mobilevit_xs": (74.8, _MOBILEVIT_SOURCE),
-    "mobilevit_s": (78.4, _MOBILEVIT_SOURCE),
-    "mobilenetv3_large_100": (75.2, _MOBILENETV3_SOURCE),
+    **{release.partition(".")[0]: (top1, EDGENEXT_TOP1_SOURCE) for release, top1 in RELEASE_TOP1.items()
+       if release.endswith(".in1k")},
+    **PEER_TOP1,
 }
 
 REDUCED_PRECISIONS = ("bf16", "fp16", "int8")
@@ -349,15 +339,33 @@ def _line_boxes(ax: Any, xs: Sequence[float], ys: Sequence[float], half: float =
     return boxes
 
 
-def _bar_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+BarKey = tuple[str, str, str, str]  # (model, impl, runtime, precision)
+
+
+def _bar_key(row: dict[str, Any]) -> BarKey:
     return row["model"], row["impl"], _runtime_name(row), row_precision(row)
 
 
-def runtimes_figure(rows: Sequence[dict[str, Any]], machine: dict[str, Any]) -> Any:
-    """Every (implementation, runtime, precision) of every model as horizontal bars, grouped by model:
-    batch-1 latency on the left, throughput at the largest measured batch on the right."""
-    import matplotlib.pyplot as plt
+@dataclass(frozen=True)
+class RuntimeBars:
+    """The bars of ``runtimes_figure`` in drawing order, one y position per line of the figure: each
+    model's header line (bold), then one bar per (implementation, runtime, precision) of it."""
 
+    latency: dict[BarKey, float]  # batch-1 median latency (ms)
+    throughput: dict[BarKey, float]  # img/s at batch ``big``
+    big: int  # the largest measured batch
+    models: list[str]
+    ticks: list[float]
+    labels: list[str]
+    header_rows: list[int]  # indices into ``labels`` of the model headers
+    bars: list[tuple[float, BarKey]]
+    height: float  # y below the last bar
+
+
+def runtime_bars(rows: Sequence[dict[str, Any]]) -> RuntimeBars:
+    """Order the measured rows for ``runtimes_figure``: EdgeNeXt models first, by published top-1; within
+    a model each runtime's rows together (the runtime that ran fastest first), fp32 before reduced
+    precisions, and within a precision ours next to timm's."""
     measured = [r for r in rows if _measured(r)]
     if not measured:
         raise ValueError("no measured rows to plot (every row has an error or no latency)")
@@ -367,14 +375,12 @@ def runtimes_figure(rows: Sequence[dict[str, Any]], machine: dict[str, Any]) -> 
     keys = set(latency) | set(throughput)
     models = sorted({k[0] for k in keys},
                     key=lambda m: (not m.startswith("edgenext"), (published_top1(m) or (math.inf,))[0], m))
+    rank = {"fp32": 0, **{p: i + 1 for i, p in enumerate(REDUCED_PRECISIONS)}}
     ticks, labels, header_rows, bars = [], [], [], []
     y = 0.0
     for model in models:
         group = [k for k in keys if k[0] == model]
-        # each runtime's rows together (the runtime that ran fastest first), fp32 before reduced
-        # precisions, and within a precision ours next to timm's
         fastest = {k[2]: min(latency.get(j, math.inf) for j in group if j[2] == k[2]) for k in group}
-        rank = {"fp32": 0, **{p: i + 1 for i, p in enumerate(REDUCED_PRECISIONS)}}
         group.sort(key=lambda k: (fastest[k[2]], k[2], rank.get(k[3], len(rank)), k[3], k[1] != "ours", k[1]))
         published = published_top1(model)
         ticks.append(y)
@@ -387,15 +393,24 @@ def runtimes_figure(rows: Sequence[dict[str, Any]], machine: dict[str, Any]) -> 
             bars.append((y, key))
             y += 1.0
         y += 0.6  # a gap between models
+    return RuntimeBars(latency, throughput, big, models, ticks, labels, header_rows, bars, y)
 
+
+def runtimes_figure(rows: Sequence[dict[str, Any]], machine: dict[str, Any]) -> Any:
+    """Every (implementation, runtime, precision) of every model as horizontal bars, grouped by model
+    (``runtime_bars``): batch-1 latency on the left, throughput at the largest measured batch on the right."""
+    import matplotlib.pyplot as plt
+
+    layout = runtime_bars(rows)
+    bars, y = layout.bars, layout.height
     impl_colour = {"ours": "#1f77b4", "timm": "#ff7f0e"}
-    caption = _caption(machine, rows, models, 175)
+    caption = _caption(machine, rows, layout.models, 175)
     fig, (left, right) = plt.subplots(1, 2, sharey=True, figsize=(11.0, 1.6 + 0.24 * y), dpi=150)
     fig.subplots_adjust(left=0.25, right=0.97, top=1 - 0.6 / fig.get_figheight(), bottom=_bottom(fig, caption, 0.3),
                         wspace=0.08)
     for ax, values, fmt, title in (
-            (left, latency, "{:.1f}", "batch 1: median latency (ms), lower is better"),
-            (right, throughput, "{:.0f}", f"batch {big}: throughput (img/s), higher is better")):
+            (left, layout.latency, "{:.1f}", "batch 1: median latency (ms), lower is better"),
+            (right, layout.throughput, "{:.0f}", f"batch {layout.big}: throughput (img/s), higher is better")):
         top = max(values.values(), default=1.0)
         for pos, key in bars:
             value = values.get(key)
@@ -411,8 +426,8 @@ def runtimes_figure(rows: Sequence[dict[str, Any]], machine: dict[str, Any]) -> 
         ax.set_title(title, fontsize=9.5)
         ax.grid(True, axis="x", alpha=0.3)
         ax.tick_params(axis="y", length=0)
-    left.set_yticks(ticks, labels, fontsize=7.5)
-    for index in header_rows:
+    left.set_yticks(layout.ticks, layout.labels, fontsize=7.5)
+    for index in layout.header_rows:
         left.get_yticklabels()[index].set_fontweight("bold")
     left.set_ylim(y - 0.6, -1.0)  # first model on top
     impls = sorted({key[1] for _, key in bars}, key=lambda i: (i != "ours", i))

@@ -7,20 +7,19 @@ import logging
 import platform
 import tempfile
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 
 from .. import hardware
-from ..deploy.precision import PRECISIONS
+from ..deploy.formats import PRECISIONS
 from ..models.edgenext import InputSize, input_hw
+from ..tasks import DEFAULT_TASK
+from ..tasks.efficiency import BenchPlan, bench_plan
 from .candidates import (
     CUDA_RUNTIMES,
-    DEFAULT_PEER_RUNTIMES,
-    DEFAULT_PEERS,
-    OUR_RUNTIMES,
-    PEER_RUNTIMES,
     RUNTIME_ALIASES,
     WORKER_TIMEOUT_S,
     CandidateSpec,
@@ -28,15 +27,12 @@ from .candidates import (
     runtime_available,
     runtime_precisions,
 )
-from .dense import DEFAULT_DENSE_BACKBONES, DENSE_RUNTIMES, DENSE_TASKS, TIMED, TORCHVISION_PEERS, dense_specs
 from .isolate import IsolatedError, run_isolated
 from .peak import measure_peaks
 from .timing import round_orders, summarize_rounds
 
 log = logging.getLogger(__name__)
 
-TIMM_EDGENEXT = ("edgenext_xx_small", "edgenext_x_small", "edgenext_small", "edgenext_base")
-TASKS = ("classify", *DENSE_TASKS)
 #: runtimes a quick run leaves out: torch.compile takes minutes before the first call
 SLOW_TO_START = ("compiled",)
 WORKER = "edgenext.bench.worker"
@@ -49,22 +45,37 @@ def default_precisions() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class BenchSettings:
-    models: tuple[str, ...] = ("edgenext_xx_small",)
-    peers: tuple[str, ...] = DEFAULT_PEERS
-    runtimes: tuple[str, ...] = OUR_RUNTIMES
-    peer_runtimes: tuple[str, ...] = DEFAULT_PEER_RUNTIMES
-    batches: tuple[int, ...] = (1, 32)
-    input_size: InputSize = 256  # a side or (height, width)
+    """One bench run. The fields left None take the task's defaults (its ``BenchPlan``): for classify,
+    EdgeNeXt-XXS against timm's models at 256, batches 1 and 32; for a detector or segmenter, its
+    network on EdgeNeXt-S against torchvision's (``models`` are then the backbones, ``peers``
+    torchvision model names) at the paper's size, batch 1."""
+
+    models: Optional[tuple[str, ...]] = None
+    peers: Optional[tuple[str, ...]] = None
+    runtimes: Optional[tuple[str, ...]] = None
+    peer_runtimes: Optional[tuple[str, ...]] = None
+    batches: Optional[tuple[int, ...]] = None
+    input_size: Optional[InputSize] = None  # a side or (height, width)
     threads: int = 2
     device: str = "cpu"
     fp16: bool = False
     quick: bool = False  # one round, few timed calls and none of SLOW_TO_START
-    #: classify: EdgeNeXt against timm's models; detect / segment: our SSDLite / DeepLabv3 against
-    #: torchvision's (``models`` are then the backbones, ``peers`` torchvision model names)
-    task: str = "classify"
-    #: None: every precision this machine supports (``default_precisions``); detect / segment: fp32
+    task: str = DEFAULT_TASK
+    #: None: every precision this machine supports (``default_precisions``); a task's plan may fix them
     precisions: Optional[tuple[str, ...]] = None
     rounds: Optional[int] = None  # None: 3, or 1 when quick
+
+    def __post_init__(self) -> None:
+        plan = self.plan  # a ValueError here for an unknown task
+        defaults = dict(models=plan.models, peers=plan.peers, runtimes=plan.runtimes,
+                        peer_runtimes=plan.default_peer_runtimes, batches=plan.batches, input_size=plan.input_size)
+        for key, value in defaults.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)  # frozen: filled in once, here
+
+    @cached_property
+    def plan(self) -> BenchPlan:
+        return bench_plan(self.task)
 
     @property
     def measured_runtimes(self) -> tuple[str, ...]:
@@ -77,8 +88,8 @@ class BenchSettings:
 
     @property
     def measured_precisions(self) -> tuple[str, ...]:
-        if self.task != "classify":
-            return ("fp32",)
+        if self.plan.precisions is not None:
+            return self.plan.precisions
         return self.precisions if self.precisions is not None else default_precisions()
 
     @property
@@ -92,31 +103,20 @@ class BenchSettings:
         return (10, 20) if batch == 1 else (2, 5)
 
 
-#: what ``bench_settings`` fills in for detect / segment (classify: BenchSettings' own defaults)
-_DENSE_DEFAULTS = {
-    task: dict(models=DEFAULT_DENSE_BACKBONES, peers=TORCHVISION_PEERS[task], runtimes=DENSE_RUNTIMES,
-               peer_runtimes=DENSE_RUNTIMES, batches=(1,), input_size=side)
-    for task, side in (("detect", 320), ("segment", 512))
-}
-
-
-def bench_settings(task: str = "classify", **given: Any) -> BenchSettings:
+def bench_settings(task: str = DEFAULT_TASK, **given: Any) -> BenchSettings:
     """``BenchSettings`` for ``task``: what ``given`` sets (None counts as not given), the task's defaults
-    for the rest (detect / segment: edgenext_small against torchvision's MobileNetV3 model, batch 1, the
-    paper's 320 / 512, in eager PyTorch, ONNX Runtime and ExecuTorch). ``peer_runtimes=("all",)``:
-    every runtime the peers run in; old runtime names (``executorch-int8``) become runtime + precision."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+    for the rest (``BenchPlan``). ``peer_runtimes=("all",)``: every runtime the task's peers run in; old
+    runtime names (``executorch-int8``) become runtime + precision."""
     values = {k: v for k, v in given.items() if v is not None}
     if tuple(values.get("peer_runtimes", ())) == ("all",):
-        values["peer_runtimes"] = PEER_RUNTIMES if task == "classify" else DENSE_RUNTIMES
+        values["peer_runtimes"] = bench_plan(task).peer_runtimes
     for key in ("runtimes", "peer_runtimes"):
         if key in values and any(r in RUNTIME_ALIASES for r in values[key]):
             names = [RUNTIME_ALIASES.get(r, (r,))[0] for r in values[key]]
             values[key] = tuple(dict.fromkeys(names))
             extra = [RUNTIME_ALIASES[r][1] for r in given[key] if r in RUNTIME_ALIASES]
             values["precisions"] = tuple(dict.fromkeys((*values.get("precisions", default_precisions()), *extra)))
-    return BenchSettings(task=task, **{**_DENSE_DEFAULTS.get(task, {}), **values})
+    return BenchSettings(task=task, **values)
 
 
 def machine_info(settings: BenchSettings, peaks: Optional[dict[str, Optional[float]]] = None) -> dict[str, Any]:
@@ -148,28 +148,29 @@ def _available(runtimes: Sequence[str], who: str) -> tuple[str, ...]:
 
 
 def _specs(s: BenchSettings, workdir: Path) -> list[CandidateSpec]:
-    """Every candidate of the run, in table order, with the settings every one shares."""
+    """Every candidate of the run, in table order, with the settings every one shares: each of our
+    models (then its twin in the peers' implementation), then each peer."""
+    plan = s.plan
     on_cuda = s.device.startswith("cuda")
     schedule = tuple((b, *s.runs(b)) for b in s.batches)
     base = CandidateSpec(model="", impl="", runtime="", task=s.task, input_size=input_hw(s.input_size),
                          threads=s.threads, device=s.device, dtype="fp16" if s.fp16 else "fp32", schedule=schedule,
                          workdir=str(workdir))
-    if s.task != "classify":
-        ours, peers = s.measured_runtimes, s.measured_peer_runtimes
-        if on_cuda:  # the exported runtimes run on the CPU
-            ours, peers = tuple(r for r in ours if r == "eager"), tuple(r for r in peers if r == "eager")
-        return dense_specs(base, s.models, s.peers, _available(ours, "ours"), _available(peers, "torchvision"))
+    # on CUDA only the torch runtimes (the peers: eager); the exported runtimes run on the CPU
     ours = _available(tuple(r for r in s.measured_runtimes if not on_cuda or r in CUDA_RUNTIMES), "ours")
-    peer_runtimes = _available(tuple(r for r in s.measured_peer_runtimes if not on_cuda or r == "eager"), "timm")
+    peer_runtimes = _available(tuple(r for r in s.measured_peer_runtimes if not on_cuda or r == "eager"),
+                               plan.peer_impl)
     out: list[CandidateSpec] = []
     for name in s.models:
-        out += _with_precisions(base, name, "ours", ours, s.measured_precisions)
-        if name in TIMM_EDGENEXT:  # timm has no _bn_hs variants
-            # timm's EdgeNeXt is the direct rival: it runs in every runtime ours runs in that it can
-            same = tuple(r for r in PEER_RUNTIMES if r in ours or r in peer_runtimes)
-            out += _with_precisions(base, name, "timm", same, s.measured_precisions)
+        row = plan.row_name(name)
+        out += _with_precisions(replace(base, arch=name if row != name else ""), row, "ours", ours,
+                                s.measured_precisions)
+        if name in plan.twins:
+            # the peers' build of our own model is the direct rival: it runs in every runtime ours runs in that it can
+            same = tuple(r for r in plan.peer_runtimes if r in ours or r in peer_runtimes)
+            out += _with_precisions(base, name, plan.peer_impl, same, s.measured_precisions)
     for peer in s.peers:
-        out += _with_precisions(base, peer, "timm", peer_runtimes, s.measured_precisions)
+        out += _with_precisions(base, peer, plan.peer_impl, peer_runtimes, s.measured_precisions)
     return out
 
 
@@ -188,18 +189,16 @@ def check_settings(s: BenchSettings) -> None:
         raise ValueError(f"rounds must be >= 1, got {s.round_count}")
     if s.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked, but torch sees no CUDA device")
-    if s.task not in TASKS:
-        raise ValueError(f"unknown task {s.task!r}: choose one of {', '.join(TASKS)}")
     if s.fp16 and not s.device.startswith("cuda"):
         raise ValueError("fp16 is measured on CUDA only (--device cuda)")
-    allowed, peer_allowed = (OUR_RUNTIMES, PEER_RUNTIMES) if s.task == "classify" else (DENSE_RUNTIMES,) * 2
-    unknown = set(s.runtimes) - set(allowed)
+    plan = s.plan
+    unknown = set(s.runtimes) - set(plan.runtimes)
     if unknown:
-        raise ValueError(f"unknown runtimes {sorted(unknown)} for --task {s.task}: choose from {', '.join(allowed)}")
-    unknown = set(s.peer_runtimes) - set(peer_allowed)
+        raise ValueError(f"unknown runtimes {sorted(unknown)} for --task {s.task}: choose from {', '.join(plan.runtimes)}")
+    unknown = set(s.peer_runtimes) - set(plan.peer_runtimes)
     if unknown:
         raise ValueError(f"peer runtimes {sorted(unknown)} are not supported for --task {s.task}: choose from "
-                         f"{', '.join(peer_allowed)} (or 'all')")
+                         f"{', '.join(plan.peer_runtimes)} (or 'all')")
     unknown = set(s.measured_precisions) - set(PRECISIONS)
     if unknown:
         raise ValueError(f"unknown precisions {sorted(unknown)}: choose from {', '.join(PRECISIONS)}")
@@ -210,9 +209,7 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None,
     """Measure every candidate at every batch size, each in its own worker process, over
     ``settings.round_count`` rounds; rows carry the median, the spread between rounds (p10 / p90),
     throughput, MAdds, % of the GEMM peak (``machine``'s, measured when not given), the CPU and
-    the speed ratios against the reference (>1: faster): timm's eager fp32 EdgeNeXt of the same
-    size and timm's EdgeNeXt in the same runtime and precision (classify), torchvision's model in
-    eager PyTorch (detect / segment). A candidate that fails gives a row with ``error``; one that
+    the speed ratios against the task's references (``_set_ratios``; >1: faster). A candidate that fails gives a row with ``error``; one that
     cannot run here (bf16 without native bf16, ...) a row with ``absent`` and the reason as ``error``."""
     s = settings
     check_settings(s)
@@ -228,8 +225,8 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None,
             timings = _time_rounds(live, prepared, s, bar)
     common = {"task": s.task, "input_size": list(input_hw(s.input_size)), "threads": s.threads, "device": s.device,
               "dtype": "fp16" if s.fp16 else "fp32", "cpu": machine.get("cpu", hardware.cpu_name())}
-    if s.task in TIMED:
-        common["timed"] = TIMED[s.task]
+    if s.plan.timed:
+        common["timed"] = s.plan.timed
     rows = [_row(spec, batch, common, prepared[spec], timings.get(spec, {}), absent[spec], machine)
             for batch in s.batches for spec in specs]
     _set_ratios(rows, s)
@@ -346,23 +343,23 @@ def pct_of_peak(madds: Optional[int], batch: int, latency_ms: float, peak_gflops
 
 
 def _set_ratios(rows: list[dict], s: BenchSettings) -> None:
-    """Each row's speed against its references at its batch (>1: faster): timm's eager fp32 EdgeNeXt
-    (``ratio_vs_timm_eager``) and timm's EdgeNeXt of the same size in the same runtime and precision
-    (``ratio_vs_timm_same_runtime``, EdgeNeXt rows) for classify; the first torchvision peer in eager
-    PyTorch for detect / segment (``ratio_vs_torchvision_eager``)."""
-    if s.task != "classify":
-        for row in rows:
-            row["ratio_vs_torchvision_eager"] = _ratio(row, _peer_reference(row, rows, s.peers))
-        return
-    timm_models = {r["model"] for r in rows if r["impl"] == "timm"}
+    """Each row's speed against its references at its batch (>1: faster), ``P`` being the plan's
+    ``peer_impl``: ``ratio_vs_P_eager`` against the peers' eager build of the row's own model where it
+    was measured (timm's EdgeNeXt), else of our first model's (``reference="first_model"``) or the
+    first peer (``"first_peer"``); with twins, ``ratio_vs_P_same_runtime`` against the twin in the same
+    runtime and precision."""
+    plan = s.plan
+    impl = plan.peer_impl
+    measured_twins = {r["model"] for r in rows if r["impl"] == impl and r["model"] in plan.twins}
+    fallback = s.models if plan.reference == "first_model" else s.peers
+    precision = "fp16" if s.fp16 else "fp32"
     for row in rows:
-        target = row["model"] if row["model"] in TIMM_EDGENEXT and row["model"] in timm_models else \
-            (s.models[0] if s.models else None)
-        reference = _find(rows, target, "eager", "fp16" if s.fp16 else "fp32", row["batch"])
-        row["ratio_vs_timm_eager"] = _ratio(row, reference)
-        same = _find(rows, row["model"], row["runtime"], row["precision"], row["batch"]) \
-            if row["model"] in TIMM_EDGENEXT else None
-        row["ratio_vs_timm_same_runtime"] = _ratio(row, same)
+        target = row["model"] if row["model"] in measured_twins else (fallback[0] if fallback else None)
+        row[f"ratio_vs_{impl}_eager"] = _ratio(row, _find(rows, impl, target, "eager", precision, row["batch"]))
+        if plan.twins:
+            same = _find(rows, impl, row["model"], row["runtime"], row["precision"], row["batch"]) \
+                if row["model"] in plan.twins else None
+            row[f"ratio_vs_{impl}_same_runtime"] = _ratio(row, same)
 
 
 def _ratio(row: dict, ref: Optional[dict]) -> Optional[float]:
@@ -370,14 +367,7 @@ def _ratio(row: dict, ref: Optional[dict]) -> Optional[float]:
     return round(ref["latency_ms_median"] / row["latency_ms_median"], 3) if ok else None
 
 
-def _find(rows: list[dict], model: Optional[str], runtime: str, precision: str, batch: int) -> Optional[dict]:
-    return next((r for r in rows if r["model"] == model and r["impl"] == "timm" and r["runtime"] == runtime
+def _find(rows: list[dict], impl: str, model: Optional[str], runtime: str, precision: str,
+          batch: int) -> Optional[dict]:
+    return next((r for r in rows if r["model"] == model and r["impl"] == impl and r["runtime"] == runtime
                  and r["precision"] == precision and r["batch"] == batch), None)
-
-
-def _peer_reference(row: dict, rows: list[dict], peers: Sequence[str]) -> Optional[dict]:
-    for r in rows:
-        if peers and r["model"] == peers[0] and r["impl"] == "torchvision" and r["runtime"] == "eager" \
-                and r["batch"] == row["batch"]:
-            return r
-    return None

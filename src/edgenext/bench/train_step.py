@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
+from ..models.edgenext import InputSize, input_hw
 from .isolate import run_isolated
+from .timing import percentile
 
 #: what each row's ``impl`` means
 IMPLS = {
@@ -29,14 +31,12 @@ LONG_RUN_UPDATES = 300 * 1250
 
 _TARGET = "edgenext.bench.train_step:time_train_step"
 
-InputSize = Union[int, Sequence[int]]
-
 
 def our_default_options(device: str = "cpu", *, quick: bool = False) -> dict[str, Any]:
     """The speed options a long training run of ours gets on ``device`` from the recipe's defaults."""
     import torch
 
-    from ..train.builders import compile_choice
+    from ..train.setup import compile_choice
     from ..train.config import TrainConfig
 
     cfg = TrainConfig()
@@ -70,15 +70,16 @@ def time_train_step(model: str, impl: str, batch: int, input_size: list[int], st
     import torch
     import torch.nn.functional as F
 
+    from ..train.optim import adamw_kernel, build_optimizer
+
     options = dict(options or {})
     dev = torch.device(device)
     torch.manual_seed(seed)
     channels_last = False
     if impl == "ours":
-        import edgenext
-        from ..train.optim import build_optimizer
+        from ..models import create_model
 
-        net = edgenext.create_model(model, num_classes=num_classes).to(dev).train()
+        net = create_model(model, num_classes=num_classes).to(dev).train()
         channels_last = bool(options.get("channels_last", False))
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -127,29 +128,7 @@ def time_train_step(model: str, impl: str, batch: int, input_size: list[int], st
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"throughput_img_s": steps * batch / elapsed, "cpu_img_s": steps * batch / max(cpu, 1e-9),
             "warmup_s": first, "threads": torch.get_num_threads(),
-            "compiled": compiled, "channels_last": channels_last, "optimizer": _adamw_kernel(opt)}
-
-
-def _adamw_kernel(opt: Any) -> str:
-    group = opt.param_groups[0]
-    return "fused" if group.get("fused") else ("foreach" if group.get("foreach") else "loop (torch default)")
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def _hw(input_size: InputSize) -> list[int]:
-    if isinstance(input_size, int):
-        return [input_size, input_size]
-    hw = [int(v) for v in input_size]
-    if len(hw) != 2:
-        raise ValueError(f"input_size must be a side or (height, width), got {input_size!r}")
-    return hw
+            "compiled": compiled, "channels_last": channels_last, "optimizer": adamw_kernel(opt)}
 
 
 def bench_train(models: Sequence[str], *, batch: int, input_size: InputSize, threads: int, steps: int, rounds: int,
@@ -170,7 +149,7 @@ def bench_train(models: Sequence[str], *, batch: int, input_size: InputSize, thr
             raise ValueError(f"precision {p!r} is not one of {', '.join(PRECISIONS)}")
     if batch < 1 or steps < 1 or rounds < 1 or threads < 1:
         raise ValueError(f"batch, steps, rounds and threads must be >= 1, got {batch}, {steps}, {rounds}, {threads}")
-    hw = _hw(input_size)
+    hw = list(input_hw(input_size))  # a list: it goes into the JSON rows
     if quick:
         steps, rounds = 1, 1
     ours = our_default_options(device, quick=quick)
@@ -203,7 +182,7 @@ def bench_train(models: Sequence[str], *, batch: int, input_size: InputSize, thr
                 rows.append({
                     **base, "impl": impl, "throughput_img_s": medians[impl],
                     "ratio_vs_timm": medians[impl] / medians["timm"],
-                    "p10_img_s": _percentile(rates, 0.1), "p90_img_s": _percentile(rates, 0.9), "rounds": len(rates),
+                    "p10_img_s": percentile(rates, 10), "p90_img_s": percentile(rates, 90), "rounds": len(rates),
                     "warmup_s": statistics.median(r["warmup_s"] for r in results),
                     "cpu_img_s": cpu[impl], "cpu_ratio_vs_timm": cpu[impl] / cpu["timm"],
                     "options": {"compile": last["compiled"], "adamw": last["optimizer"],

@@ -19,7 +19,9 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..deploy.common import example_input
+from ..deploy.parity import example_input
+from ..models.profile import count_madds
+from ..tasks.efficiency import bench_plan
 from .candidates import CandidateSpec, runtime_format
 from .timing import time_calls
 
@@ -33,27 +35,19 @@ CALIBRATION_IMAGES = 16
 
 
 def build_module(spec: CandidateSpec) -> nn.Module:
-    """The eager model of ``spec`` (random weights; nothing is downloaded)."""
-    if spec.task != "classify":
-        from .dense import our_network, torchvision_network
-
-        if spec.impl == "ours":
-            return our_network(spec.task, spec.source, spec.input_size)
-        return torchvision_network(spec.task, spec.source)
+    """The eager network ``spec`` times, as its task's bench plan builds it (random weights; nothing is downloaded)."""
+    plan = bench_plan(spec.task)
     if spec.impl == "ours":
-        from ..models import create_model
-
-        return create_model(spec.source).eval()
-    if spec.impl == "timm":
-        import timm
-
-        return timm.create_model(spec.source, pretrained=False).eval()
-    raise ValueError(f"unknown implementation {spec.impl!r} of {spec.model}: ours, timm or torchvision")
+        return plan.build_ours(spec.source, spec.input_size)
+    if spec.impl == plan.peer_impl:
+        return plan.build_peer(spec.source, spec.input_size)
+    raise ValueError(f"unknown implementation {spec.impl!r} of {spec.model}: --task {spec.task} benches ours "
+                     f"and {plan.peer_impl}'s")
 
 
 def _deployable(spec: CandidateSpec, module: nn.Module) -> nn.Module:
-    """What gets exported or fused: our classifier folded (``fuse``), any other model as it is."""
-    if spec.impl == "ours" and spec.task == "classify":
+    """What gets exported or fused: ours folded (``fuse``) where the task's plan says so, any other model as it is."""
+    if spec.impl == "ours" and bench_plan(spec.task).fuse_ours:
         from ..deploy import fuse
 
         return fuse(module, spec.input_size)
@@ -85,8 +79,6 @@ def prepare(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _prepare_model(specs: list[CandidateSpec], calibration: dict) -> list[dict[str, Any]]:
-    from .profile import count_madds
-
     module = build_module(specs[0])
     try:
         madds: Optional[int] = count_madds(module, specs[0].input_size)
@@ -118,11 +110,8 @@ def _prepare_model(specs: list[CandidateSpec], calibration: dict) -> list[dict[s
 
 
 def _output_names(spec: CandidateSpec) -> dict[str, Any]:
-    if spec.task == "classify":
-        return {}
-    from .dense import OUTPUT_NAMES
-
-    return {"output_names": OUTPUT_NAMES[spec.task]}
+    names = bench_plan(spec.task).output_names
+    return {} if names is None else {"output_names": names}
 
 
 def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,

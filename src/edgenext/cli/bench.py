@@ -7,14 +7,21 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from ..bench.candidates import DEFAULT_PEER_RUNTIMES, DEFAULT_PEERS, OUR_RUNTIMES, PEER_RUNTIMES
-from ..deploy.precision import PRECISIONS
-from ..bench.dense import DENSE_RUNTIMES, TORCHVISION_PEERS
 from .. import hardware
 from ..bench.report import format_header, format_table, format_train_table, rows_json, write_machine, write_rows
-from ..bench.run import BenchSettings, bench_settings, check_settings, default_precisions, machine_info, run_bench
+from ..bench.run import (
+    BenchSettings,
+    bench_settings,
+    check_settings,
+    default_precisions,
+    machine_info,
+    run_bench,
+)
+from ..deploy.formats import PRECISIONS
+from ..tasks import task_names
+from ..tasks.efficiency import BenchPlan, bench_plan
 from .options import add_input_size, add_task
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,25 @@ DEFAULT_PLOT = "bench.png"
 
 def _names(value: str) -> tuple[str, ...]:
     return tuple(v for v in value.split(",") if v) if value not in ("", "none") else ()
+
+
+def _plans() -> dict[str, BenchPlan]:
+    """The bench plan of every registered task that has one, for the help texts."""
+    plans = {}
+    for name in task_names():
+        try:
+            plans[name] = bench_plan(name)
+        except ValueError:  # a task without a bench
+            continue
+    return plans
+
+
+def _per_task(plans: dict[str, BenchPlan], what: Callable[[BenchPlan], str]) -> str:
+    """``what`` of each task's plan, tasks that say the same grouped: "classify: A; detect / segment: B"."""
+    groups: dict[str, list[str]] = {}
+    for name, plan in plans.items():
+        groups.setdefault(what(plan), []).append(name)
+    return "; ".join(f"{' / '.join(names)}: {text}" for text, names in groups.items())
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,31 +70,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "backbone + head, no NMS), in eager PyTorch, ONNX Runtime and ExecuTorch, ratios against torchvision eager.",
     )
     add_task(p)
+    plans = _plans()
     p.add_argument("--models", type=_names, default=None,
-                   help="our variants, comma-separated (default edgenext_xx_small; detect / segment: the "
-                   "backbones, default edgenext_small)")
+                   help="our variants (a detector's or segmenter's: its backbones), comma-separated (default "
+                   + _per_task(plans, lambda plan: ",".join(plan.models)) + ")")
     p.add_argument("--peers", type=_names, default=None,
-                   help="timm peers, comma-separated ('none': no peers; default " + ",".join(DEFAULT_PEERS) +
-                   "); detect / segment: torchvision models (default " +
-                   " / ".join(names[0] for names in TORCHVISION_PEERS.values()) + ")")
+                   help="peers, comma-separated ('none': no peers; default "
+                   + _per_task(plans, lambda plan: f"{plan.peer_impl}'s {','.join(plan.peers)}") + ")")
     p.add_argument("--runtimes", type=_names, default=None,
-                   help=f"our runtimes (default all installed: {','.join(OUR_RUNTIMES)}; executorch-int8 is read "
-                   f"as executorch with int8 among the precisions; detect / segment: {','.join(DENSE_RUNTIMES)})")
+                   help="our runtimes (default all installed: " + _per_task(plans, lambda plan: ",".join(plan.runtimes))
+                   + "; executorch-int8 is read as executorch with int8 among the precisions)")
     p.add_argument("--peer-runtimes", type=_names, default=None,
-                   help=f"runtimes of the peers, or 'all' ({','.join(PEER_RUNTIMES)}; default "
-                   f"{','.join(DEFAULT_PEER_RUNTIMES)}; timm's EdgeNeXt also runs in each of our runtimes it can; "
-                   "detect / segment: the same as ours)")
+                   help="runtimes of the peers, or 'all' (" + _per_task(plans, lambda plan: ",".join(plan.peer_runtimes))
+                   + "; default " + _per_task(plans, lambda plan: ",".join(plan.default_peer_runtimes))
+                   + "; timm's EdgeNeXt also runs in each of our runtimes it can)")
     p.add_argument("--precisions", type=_names, default=None,
                    help=f"precisions, from {','.join(PRECISIONS)} (default all this machine supports: "
                    f"{','.join(default_precisions())}); bf16 without native bf16 gives rows that say why they "
                    "are absent; each runtime runs those it offers (eager: fp32, bf16 autocast; ONNX Runtime: fp32, "
                    "int8 QDQ; OpenVINO: fp32, bf16, int8; ExecuTorch: fp32, int8)")
     p.add_argument("--batches", type=lambda v: tuple(int(b) for b in v.split(",")), default=None,
-                   help="batch sizes (default 1,32; detect / segment: 1)")
+                   help="batch sizes (default " + _per_task(plans, lambda plan: ",".join(map(str, plan.batches))) + ")")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for every runtime (default 2)")
     p.add_argument("--rounds", type=int, default=None,
                    help="rounds of one worker process per candidate (default 3; --quick: 1)")
-    add_input_size(p, help="input side N, or HEIGHT WIDTH (default 256; detect / segment: 320 / 512)")
+    add_input_size(p, help="input side N, or HEIGHT WIDTH (default "
+                   + _per_task(plans, lambda plan: str(plan.input_size)) + ")")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda (torch runtimes only)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--quick", action="store_true", help="a short run: one round, few timed calls, no torch.compile")
@@ -103,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_train(args, settings)
     machine = machine_info(settings)
     rows = run_bench(settings, workdir=args.workdir, machine=machine)
-    plots = _plot(rows, args.plot or Path(DEFAULT_PLOT), machine) if args.task == "classify" else []
+    plots = _plot(rows, args.plot or Path(DEFAULT_PLOT), machine) if settings.plan.plots else []
     if args.save_json is not None:
         write_rows(rows, args.save_json)
         write_machine(machine, args.save_json)

@@ -7,10 +7,9 @@ from typing import Any
 
 import yaml
 
-from ..tasks import train
-from ..train import load_config
+from ..tasks import DEFAULT_TASK, fit, load_config
 from ..train.config import builtin_recipes
-from .options import TASKS, add_input_size
+from .options import add_input_size, add_task
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "edit. Multi-process: torchrun --nproc_per_node=N -m edgenext train ...",
     )
     p.add_argument("--config", help="recipe: a YAML file or a built-in name (digits, edgenext_small, ...)")
-    p.add_argument("--task", choices=TASKS, help="classify (default), detect or segment; a recipe may set it")
+    add_task(p, default=None, default_text=f"the recipe's, else {DEFAULT_TASK}")
     p.add_argument("--model", help="variant to train (the backbone for detect / segment), e.g. edgenext_small")
     p.add_argument("--data", help="'digits' (built-in) or a folder: train/<class>/* and val/<class>/* (classify), "
                    "the COCO 2017 layout (detect) or the VOC layout (segment)")
@@ -84,5 +83,5 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    train(cfg)  # logs where the checkpoints, curves and log went
+    fit(cfg)  # logs where the checkpoints, curves and log went
     return 0

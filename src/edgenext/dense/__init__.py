@@ -2,13 +2,12 @@
 
 Both models take RGB float images in [0, 1] (they normalise inside) and count the background
 in ``num_classes`` (label 0): 81 for COCO, 21 for VOC. Data: ``edgenext.dense.data``; metrics:
-``edgenext.dense.metrics``; training tasks: ``edgenext.dense.tasks``.
+``edgenext.dense.metrics``; training tasks: ``edgenext.dense.training``.
 """
 
 from .data import CocoDetection, DigitScenes, PairedSegmentation, VOCSegmentation
 from .deeplabv3 import DeepLabV3, deeplabv3, segmentation_loss
 from .metrics import DetectionMetric, SegmentationMetric
-from .build import build_dense
 from .ssdlite import SSDLite, SSDLiteRaw, postprocess_detections, ssdlite
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "SSDLiteRaw",
     "SegmentationMetric",
     "VOCSegmentation",
-    "build_dense",
     "deeplabv3",
     "postprocess_detections",
     "segmentation_loss",

@@ -10,16 +10,15 @@ SEGMENTATION_INPUT_SIZE = 512
 COCO_NUM_CLASSES = 81
 VOC_NUM_CLASSES = 21
 
-#: Parameters and multiply-adds the paper reports, by task and backbone.
-PAPER_DENSE = {
-    "detect": {
-        "edgenext_small": dict(params=6.2e6, madds=2.1e9, box_map=27.9),
-        "mobilevit_s": dict(params=5.7e6, madds=3.4e9, box_map=27.7),
-    },
-    "segment": {
-        "edgenext_small": dict(params=6.5e6, madds=8.7e9, miou=80.2),
-        "mobilevit_s": dict(params=6.4e6, madds=13.7e9, miou=79.1),
-    },
+#: Parameters and multiply-adds the paper reports for SSDLite on COCO at 320 (reference/paper.md), by backbone.
+PAPER_SSDLITE = {
+    "edgenext_small": dict(params=6.2e6, madds=2.1e9, box_map=27.9),
+    "mobilevit_s": dict(params=5.7e6, madds=3.4e9, box_map=27.7),
+}
+#: ... and for DeepLabv3 on Pascal VOC at 512, by backbone.
+PAPER_DEEPLABV3 = {
+    "edgenext_small": dict(params=6.5e6, madds=8.7e9, miou=80.2),
+    "mobilevit_s": dict(params=6.4e6, madds=13.7e9, miou=79.1),
 }
 
 #: ml-cvnets v0.1's SSDLite layout (config/detection/ssd_mobilevit_small_320.yaml).

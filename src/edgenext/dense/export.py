@@ -1,14 +1,9 @@
-"""Exporting a detector or segmenter, and running an exported detector.
+"""Running an exported detector: ONNX Runtime's outputs turned into the eval-mode model's detections.
 
-What goes into the file: for ``SSDLite``, ``SSDLiteRaw`` (the network with box decoding and
-softmax: ``boxes (N, A, 4)`` in input pixels and ``scores (N, A, C)``); for ``DeepLabV3``, its
-eval graph (``logits (N, C, H, W)`` at the input size). The score threshold and per-class NMS
-stay outside the graph (see the README, "Exporting a detector"): ``OnnxDetector`` /
-``detect_onnx`` apply ``postprocess_detections`` to ONNX Runtime's outputs and return what the
-eval-mode model returns.
-
-Import direction: ``dense`` -> ``deploy`` (the format table, writers and runtimes) -> ``models``;
-``deploy`` knows nothing of the dense models.
+An exported detector (``edgenext export --task detect``) is ``SSDLiteRaw``: the network with box
+decoding and softmax, ``boxes (N, A, 4)`` in input pixels and ``scores (N, A, C)``. The score
+threshold and per-class NMS stay outside the graph (see the README, "Exporting a detector"):
+``OnnxDetector`` / ``detect_onnx`` apply ``postprocess_detections`` to them.
 """
 
 from __future__ import annotations
@@ -18,64 +13,11 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..deploy.common import FP32_TOLERANCE
-from ..deploy.export import ExportResult
-from ..deploy.network import export_network
-from ..deploy.onnx import OrtModel
-from ..models.edgenext import InputSize, input_hw
-from .constants import SEGMENTATION_INPUT_SIZE
-from .deeplabv3 import DeepLabV3
-from .ssdlite import SSDLite, SSDLiteRaw, postprocess_detections
-
-DETECTION_OUTPUTS = ("boxes", "scores")
-SEGMENTATION_OUTPUTS = ("logits",)
+from ..deploy.formats.onnx import OnnxRunner
+from .ssdlite import RAW_OUTPUT_NAMES, postprocess_detections
 
 Images = Union[torch.Tensor, Sequence[torch.Tensor]]
-
-
-def deployable(model: nn.Module) -> tuple[nn.Module, tuple[str, ...]]:
-    """The module an export writes for ``model`` and the names of its outputs."""
-    if isinstance(model, SSDLite):
-        return SSDLiteRaw(model).eval(), DETECTION_OUTPUTS
-    if isinstance(model, DeepLabV3):
-        return model.eval(), SEGMENTATION_OUTPUTS
-    raise ValueError(f"expected an SSDLite (edgenext.dense.ssdlite) or a DeepLabV3 (edgenext.dense.deeplabv3), "
-                     f"got {type(model).__name__}; export a classifier with edgenext.deploy.export.export_model")
-
-
-def export_size(model: nn.Module, input_size: Optional[InputSize] = None) -> tuple[int, int]:
-    """The ``(height, width)`` ``model`` is exported at: a detector's own size; a segmenter's
-    ``input_size`` (default 512)."""
-    if isinstance(model, SSDLite):
-        if input_size is not None and input_hw(input_size) != tuple(model.image_size):
-            h, w = model.image_size
-            raise ValueError(f"this detector resizes every image to {h}x{w} (its anchors are laid out for it); "
-                             f"export it at that size (leave the input size out), not at {input_hw(input_size)}")
-        return tuple(model.image_size)
-    return input_hw(input_size if input_size is not None else SEGMENTATION_INPUT_SIZE)
-
-
-def export_dense(
-    model: nn.Module,
-    fmt: str,
-    output: Union[str, Path],
-    *,
-    input_size: Optional[InputSize] = None,
-    batch: Optional[int] = None,
-    tolerance: float = FP32_TOLERANCE,
-) -> ExportResult:
-    """Export a detector (``SSDLiteRaw``: boxes, scores) or a segmenter (logits) and check every output.
-
-    ``fmt``: ``onnx`` or ``executorch`` (XNNPACK). ``input_size``: a detector exports at its
-    own ``image_size`` (another size is an error); a segmenter at ``input_size`` (default
-    512). ``batch=None``: dynamic batch (ExecuTorch: batch 1). Raises ``ParityError`` when an
-    output differs from eager PyTorch by more than ``tolerance``.
-    """
-    size = export_size(model, input_size)
-    module, names = deployable(model)
-    return export_network(module, fmt, output, input_size=size, output_names=names, batch=batch, tolerance=tolerance)
 
 
 class OnnxDetector:
@@ -98,9 +40,9 @@ class OnnxDetector:
         candidates_per_class: int = 400,
         threads: Optional[int] = None,
     ) -> None:
-        self.runtime = OrtModel(path, threads=threads)
-        if self.runtime.output_names != DETECTION_OUTPUTS:
-            raise ValueError(f"{path}: outputs {self.runtime.output_names}, not a detector's {DETECTION_OUTPUTS}; "
+        self.runtime = OnnxRunner(path, threads=threads)
+        if self.runtime.output_names != RAW_OUTPUT_NAMES:
+            raise ValueError(f"{path}: outputs {self.runtime.output_names}, not a detector's {RAW_OUTPUT_NAMES}; "
                              "export one with edgenext export --task detect")
         batch, _, height, width = self.runtime.input_shape
         self.batch = batch if isinstance(batch, int) else None  # None: dynamic

@@ -213,6 +213,10 @@ class SSDLite(SSD):
         return self.anchor_generator(images, maps)[0]
 
 
+#: the names of ``SSDLiteRaw``'s outputs in an exported file
+RAW_OUTPUT_NAMES = ("boxes", "scores")
+
+
 class SSDLiteRaw(nn.Module):
     """The network of an ``SSDLite`` with box decoding and softmax, for export (no NMS).
 

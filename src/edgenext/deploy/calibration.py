@@ -17,7 +17,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from ..constants import DEFAULT_PRETRAINED_CFG, IMAGENET_MEAN, IMAGENET_STD
 from ..data import DigitsDataset, eval_transform_factory, load_image
 from ..models.edgenext import InputSize, input_hw
-from .common import HW
+from .parity import HW
 
 DEFAULT_CROP_PCT = DEFAULT_PRETRAINED_CFG["crop_pct"]
 

@@ -1,89 +1,70 @@
-"""One entry point for every export format: write the file, run it, compare with eager PyTorch.
+"""One export path for every graph: validate the request, build the graph, write it, check it.
 
-``export_model`` fuses the model first (the default) so every runtime gets the folded,
-channels-last graph, writes the format, loads the result in its runtime and reports the
-max-abs difference against the *unfused* eager model on a fixed input. Above the tolerance
-(1e-4 in fp32) it raises: a silently wrong export is worse than none. A reduced precision
-(bf16, int8) reports the difference without bounding it, and its price in top-1
-(``accuracy.measure_precision``: the digits top-1 change and the agreement with fp32).
+``export_model`` exports a classifier (an ``EdgeNeXt``), fused first by default so every runtime
+gets the folded, channels-last graph. ``export_network`` exports any module from ``(N, 3, H, W)``
+images in [0, 1] to one tensor or a tuple of them (a detector's boxes and scores, a segmenter's
+logits), unfused (the inference fusion knows the classifier only); which module a detector or
+segmenter exports is decided above ``deploy/``. Both load the written file in its runtime and
+report the max-abs difference of every output against the eager (unfused) module on fixed
+seeded inputs. Above the tolerance (1e-4 in fp32) they raise: a silently wrong export is worse
+than none. A reduced precision (bf16, int8) reports the difference without bounding it, and
+its price in top-1 (``precision_accuracy.measure_precision``).
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from ..constants import DEFAULT_PRETRAINED_CFG
 from ..models.edgenext import InputSize, input_hw
-from .accuracy import PrecisionCheck, eval_settings, measure_precision
 from .calibration import calibration_tensor
-from .common import FP32_TOLERANCE, example_input, max_abs_diff
-from .formats import export_format
 from .fusion import fuse
-from .precision import check_precision, require_precision
+from .parity import FP32_TOLERANCE, HW, as_outputs, example_images, example_input, max_abs_diff
+from .precision_accuracy import PrecisionCheck, eval_settings, measure_precision
+from .request import ExportRequest, validate_export
+from .result import ExportResult, ParityError, size_bytes
+
+__all__ = ["DEFAULT_CALIBRATION_IMAGES", "ExportResult", "ParityError", "export_model", "export_network",
+           "size_bytes"]
 
 #: calibration images of an int8 export when none are given (the digits training split)
 DEFAULT_CALIBRATION_IMAGES = 128
-
-log = logging.getLogger(__name__)
-
-
-class ParityError(RuntimeError):
-    """The exported model's outputs differ from eager PyTorch by more than the tolerance."""
+#: the batch sizes a dynamic-batch network export is checked at (one, and more than one, image)
+DYNAMIC_CHECK_BATCHES = (1, 2)
+#: a dynamic-batch classifier is checked at a batch it was not traced at
+CLASSIFIER_CHECK_BATCH = 3
 
 
-@dataclass
-class ExportResult:
-    format: str
-    path: str
-    size_bytes: int
-    max_abs_diff: Optional[float]  # None: the runtime cannot run here (Core ML off macOS)
-    tolerance: float
-    check: str  # how parity was checked
-    seconds: float
-    details: dict = field(default_factory=dict)
-    precision: str = "fp32"
-    #: a reduced precision's top-1 figures (``accuracy.PrecisionAccuracy.to_dict``); None for fp32
-    accuracy: Optional[dict] = None
+@dataclass(frozen=True)
+class ExportGraph:
+    """What is written (``module``), what it must reproduce (``reference``: eager), the names of
+    its outputs and how a fixed seeded input of a batch is made (``example``, described by
+    ``example_kind`` in the parity line)."""
 
-    def parity_line(self) -> str:
-        name = self.format if self.precision == "fp32" else f"{self.format} {self.precision}"
-        if self.max_abs_diff is None:
-            return f"{name}: {self.path} ({self.size_bytes / 1e6:.2f} MB): {self.check}"
-        bound = f"tolerance {self.tolerance:.0e}" if self.precision == "fp32" else "fp32's tolerance does not apply"
-        return (
-            f"{name}: {self.path} ({self.size_bytes / 1e6:.2f} MB): max |exported - eager| = "
-            f"{self.max_abs_diff:.3e} ({bound}, {self.check})"
-        )
-
-    def report_lines(self) -> list[str]:
-        """The parity line, then a reduced precision's top-1 lines."""
-        lines = [self.parity_line()]
-        if self.accuracy is not None:
-            from .accuracy import PrecisionAccuracy
-
-            fields = {k: v for k, v in self.accuracy.items() if k != "digits_top1_change"}
-            lines += PrecisionAccuracy(**fields).lines()
-        return lines
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    module: nn.Module
+    reference: nn.Module
+    output_names: tuple[str, ...]
+    example: Callable[[int], torch.Tensor]
+    example_kind: str
 
 
-def size_bytes(path: Path) -> int:
-    """What an export occupies on disk: a file, a folder (Core ML), or OpenVINO's .xml with its .bin."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    return size
+@dataclass(frozen=True)
+class Parity:
+    """The checked batches, each output's max-abs difference over them and its eager shape at
+    the first of them; ``runner``: the loaded file (None where it cannot run: ``described`` then
+    holds the saved file's shapes)."""
+
+    batches: tuple[int, ...]
+    diffs: dict[str, float]
+    shapes: dict[str, list[int]]
+    runner: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    described: Optional[dict[str, list[int]]] = None
 
 
 def export_model(
@@ -105,49 +86,134 @@ def export_model(
     where the format supports it (ExecuTorch and Core ML default to batch 1). Raises
     ``ParityError`` above ``tolerance`` (fp32 only).
 
-    ``precision``: ``fp32``, ``bf16`` or ``int8`` (``precision.precision_unavailable`` says
-    where each runs); int8 calibrates on ``calibration`` (default: ``DEFAULT_CALIBRATION_IMAGES``
-    of the digits training split, preprocessed with the model's evaluation settings). A reduced
-    precision measured on ``check`` (``accuracy.precision_check``) reports its top-1 in ``accuracy``.
+    ``precision``: ``fp32``, ``bf16`` or ``int8`` (``request.precision_unavailable`` says where
+    each runs); int8 calibrates on ``calibration`` (default: ``DEFAULT_CALIBRATION_IMAGES`` of
+    the digits training split, preprocessed with the model's evaluation settings). A reduced
+    precision measured on ``check`` (``precision_accuracy.precision_check``) reports its top-1
+    in ``accuracy``.
     """
-    spec = export_format(fmt)
-    check_precision(precision)
-    require_precision(spec.name, precision)
-    if batch is not None and batch < 1:
-        raise ValueError(f"batch must be a positive integer or None (dynamic), got {batch}")
+    request = validate_export(fmt, precision, batch=batch)
     size = input_hw(input_size)
     model = model.eval()
-    deployed = fuse(model, size) if fused else model
-    if spec.static_batch and batch is None:
-        batch = 1  # mobile runtimes: a static batch-1 program unless asked otherwise
+    in_chans = getattr(model, "in_chans", 3)
+    graph = ExportGraph(fuse(model, size) if fused else model, model, ("logits",),
+                        lambda b: example_input(b, size, in_chans, seed=1), "input")
     if precision == "int8" and calibration is None:
-        settings = eval_settings(getattr(model, "pretrained_cfg", DEFAULT_PRETRAINED_CFG))
-        calibration = calibration_tensor("digits", size, DEFAULT_CALIBRATION_IMAGES, crop_pct=settings.crop_pct,
-                                         interpolation=settings.interpolation, mean=settings.mean, std=settings.std)
-    reduced = {} if precision == "fp32" else {"precision": precision, "calibration": calibration}
-    start = time.perf_counter()
-    path = Path(spec.writer(deployed, Path(output), input_size=size, batch=batch, **reduced))
-    seconds = time.perf_counter() - start
-    x = example_input(batch or 3, size, getattr(model, "in_chans", 3), seed=1)  # 3: not the traced batch
-    with torch.no_grad():
-        reference = model(x)
-    if not spec.can_run():
-        return _structural_result(spec.name, path, spec.describe(path), list(reference.shape), tolerance, seconds)
-    runner = spec.runner(path, **({"precision": precision} if reduced else {}))
-    diff = max_abs_diff(runner(x), reference)
-    where = f"batch {x.shape[0]}, fixed seeded input"
-    result = ExportResult(spec.name, str(path), size_bytes(path), diff, tolerance, where, seconds, precision=precision)
-    if precision == "fp32" and diff > tolerance:
-        raise ParityError(f"{spec.name} export differs from eager PyTorch: {result.parity_line()}")
-    if precision != "fp32" and check is not None:
-        result.accuracy = measure_precision(model, runner, precision, check, batch=batch).to_dict()
+        calibration = default_calibration(model, size)
+    path, seconds = _write(request, graph, Path(output), size, calibration)
+    parity = _check(request, graph, path, (request.batch or CLASSIFIER_CHECK_BATCH,))
+    result = _result(request, graph, path, seconds, parity, tolerance)
+    if parity.runner is not None and precision != "fp32" and check is not None:
+        result.accuracy = measure_precision(model, parity.runner, precision, check, batch=request.batch).to_dict()
     return result
 
 
-def _structural_result(fmt: str, path: Path, shapes: dict[str, list[int]], expected: list[int], tolerance: float,
-                       seconds: float) -> ExportResult:
-    """Where the runtime cannot run (Core ML off macOS): the saved output must be the logits' shape."""
-    if shapes.get(next(reversed(shapes))) not in (expected, []):
-        raise ParityError(f"{fmt} file outputs {shapes}, expected logits of shape {expected}")
-    check = f"structural only (its runtime cannot run on this machine): {shapes}"
-    return ExportResult(fmt, str(path), size_bytes(path), None, tolerance, check, seconds, {"shapes": shapes})
+def export_network(
+    module: nn.Module,
+    fmt: str,
+    output: Union[str, Path],
+    *,
+    input_size: InputSize,
+    output_names: Sequence[str],
+    batch: Optional[int] = None,
+    tolerance: float = FP32_TOLERANCE,
+) -> ExportResult:
+    """Export ``module`` to ``fmt`` at ``output``, run it in its runtime and compare every output.
+
+    ``input_size``: a side or ``(height, width)``, fixed in the file. ``batch=None``: a dynamic
+    batch axis, checked at batch 1 and 2 (ExecuTorch: a static batch-1 program, checked at 1);
+    else that batch. ``output_names``: one per output of ``module``. The result's
+    ``max_abs_diff`` is the largest over all outputs and batches; ``details`` holds each
+    output's (``max_abs_diff``) and shape (``shapes``, at the first checked batch). Raises
+    ``ParityError`` above ``tolerance``.
+    """
+    request = validate_export(fmt, batch=batch, multi_output=True)
+    size = input_hw(input_size)
+    graph = network_graph(module.eval(), size, output_names)
+    path, seconds = _write(request, graph, Path(output), size, None)
+    parity = _check(request, graph, path, DYNAMIC_CHECK_BATCHES if request.batch is None else (request.batch,))
+    return _result(request, graph, path, seconds, parity, tolerance)
+
+
+def network_graph(module: nn.Module, size: HW, output_names: Sequence[str]) -> ExportGraph:
+    """``module`` as an export graph, once ``output_names`` names each of its outputs once."""
+    names = tuple(output_names)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"output_names must name each output once, got {names}")
+    with torch.no_grad():
+        count = len(as_outputs(module(example_images(1, size))))
+    if count != len(names):
+        raise ValueError(f"the module returns {count} outputs but output_names names {len(names)}: {names}")
+    return ExportGraph(module, module, names, lambda b: example_images(b, size, seed=1), "images")
+
+
+def default_calibration(model: nn.Module, size: HW) -> torch.Tensor:
+    """``DEFAULT_CALIBRATION_IMAGES`` of the digits training split, preprocessed as ``model`` evaluates."""
+    settings = eval_settings(getattr(model, "pretrained_cfg", DEFAULT_PRETRAINED_CFG))
+    return calibration_tensor("digits", size, DEFAULT_CALIBRATION_IMAGES, crop_pct=settings.crop_pct,
+                              interpolation=settings.interpolation, mean=settings.mean, std=settings.std)
+
+
+def _write(request: ExportRequest, graph: ExportGraph, output: Path, size: HW,
+           calibration: Optional[torch.Tensor]) -> tuple[Path, float]:
+    """The written file and the seconds it took; multi-output writers get the output names."""
+    names = {"output_names": graph.output_names} if request.multi_output else {}
+    start = time.perf_counter()
+    path = request.format.writer(graph.module, output, input_size=size, batch=request.batch,
+                                 precision=request.precision, calibration=calibration, **names)
+    return Path(path), time.perf_counter() - start
+
+
+def _check(request: ExportRequest, graph: ExportGraph, path: Path, batches: Sequence[int]) -> Parity:
+    """Run the file on each batch of fixed inputs and compare every output with eager."""
+    spec = request.format
+    references = []
+    for b in batches:
+        x = graph.example(b)
+        with torch.no_grad():
+            references.append((x, as_outputs(graph.reference(x))))
+    shapes = {name: list(out.shape) for name, out in zip(graph.output_names, references[0][1])}
+    if not spec.can_run():
+        return Parity(tuple(batches), {}, shapes, None, _structural(spec.name, spec.describe(path), shapes))
+    runner = spec.runner(path, precision=request.precision)
+    diffs = dict.fromkeys(graph.output_names, 0.0)
+    for x, reference in references:
+        exported = runner.outputs(x) if request.multi_output else (runner(x),)
+        if len(exported) != len(reference):
+            raise ParityError(f"the export returns {len(exported)} outputs, eager PyTorch {len(reference)} "
+                              f"{graph.output_names}")
+        for name, got, want in zip(graph.output_names, exported, reference):
+            diffs[name] = max(diffs[name], max_abs_diff(got, want))
+    return Parity(tuple(batches), diffs, shapes, runner)
+
+
+def _structural(fmt: str, described: dict[str, list[int]], shapes: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Where the runtime cannot run (Core ML off macOS): the saved outputs (listed after the
+    inputs) must have eager's shapes (or an unknown, empty one)."""
+    saved = list(described.values())[-len(shapes):]
+    if any(got not in (want, []) for got, want in zip(saved, shapes.values())):
+        raise ParityError(f"{fmt} file outputs {described}, expected {', '.join(shapes)} of shape "
+                          f"{', '.join(map(str, shapes.values()))}")
+    return described
+
+
+def _result(request: ExportRequest, graph: ExportGraph, path: Path, seconds: float, parity: Parity,
+            tolerance: float) -> ExportResult:
+    """The result of a checked export; a ``ParityError`` above ``tolerance`` in fp32."""
+    name, precision = request.format.name, request.precision
+    if parity.described is not None:
+        check = f"structural only (its runtime cannot run on this machine): {parity.described}"
+        return ExportResult(name, str(path), size_bytes(path), None, tolerance, check, seconds,
+                            {"shapes": parity.described}, precision=precision)
+    batches = " and ".join(map(str, parity.batches))
+    check = f"batch {batches}, fixed seeded {graph.example_kind}"
+    details: dict = {}
+    if request.multi_output:  # each output's difference, named
+        check += ", " + ", ".join(f"{n} {d:.1e}" for n, d in parity.diffs.items())
+        details = {"outputs": list(graph.output_names), "max_abs_diff": parity.diffs, "shapes": parity.shapes,
+                   "batches": list(parity.batches)}
+    result = ExportResult(name, str(path), size_bytes(path), max(parity.diffs.values()), tolerance, check, seconds,
+                          details, precision=precision)
+    if precision == "fp32" and result.max_abs_diff > tolerance:
+        raise ParityError(f"{name} export differs from eager PyTorch: {result.parity_line()}")
+    return result

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..constants import DEFAULT_PRETRAINED_CFG
+from ..constants import DEFAULT_PRETRAINED_CFG, RELEASE_TOP1
 from .edgenext import EdgeNeXt, complete_pretrained_cfg
 from .features import EdgeNeXtFeatureGetter, EdgeNeXtFeatures, feature_model
 from .hub import hub_files, is_hub_name
@@ -58,35 +58,36 @@ _SMALL = dict(depths=(3, 3, 9, 3), dims=(48, 96, 160, 304), heads=(8, 8, 8, 8))
 _BASE = dict(depths=(3, 3, 9, 3), dims=(80, 160, 288, 584), heads=(8, 8, 8, 8))
 
 
-def _release(version: str, file: str, top1: float, tag: str = "in1k", crop_pct: float = 0.875, note: str = "") -> Release:
-    return Release(tag=tag, url=f"{_RELEASES_URL}/{version}/{file}", top1=top1, crop_pct=crop_pct, note=note)
+def _release(version: str, file: str, tag: str = "in1k", crop_pct: float = 0.875, note: str = "") -> dict[str, Any]:
+    return dict(tag=tag, url=f"{_RELEASES_URL}/{version}/{file}", crop_pct=crop_pct, note=note)
+
+
+def _variant(name: str, config: dict[str, Any], *releases: dict[str, Any]) -> Variant:
+    """A variant and its releases, each with its published top-1 (``constants.RELEASE_TOP1``)."""
+    return Variant(name, config, tuple(Release(top1=RELEASE_TOP1[f"{name}.{r['tag']}"], **r) for r in releases))
 
 
 _VARIANTS = {
     v.name: v
     for v in (
-        Variant("edgenext_xx_small", _XX_SMALL, (_release("v1.0", "edgenext_xx_small.pth", 71.23),)),
-        Variant("edgenext_x_small", _X_SMALL, (_release("v1.0", "edgenext_x_small.pth", 74.96),)),
-        Variant(
+        _variant("edgenext_xx_small", _XX_SMALL, _release("v1.0", "edgenext_xx_small.pth")),
+        _variant("edgenext_x_small", _X_SMALL, _release("v1.0", "edgenext_x_small.pth")),
+        _variant(
             "edgenext_small",
             _SMALL,
-            (
-                _release("v1.0", "edgenext_small.pth", 79.41),
-                _release("v1.1", "edgenext_small_usi.pth", 81.07, tag="usi", crop_pct=0.95, note="USI distillation"),
-            ),
+            _release("v1.0", "edgenext_small.pth"),
+            _release("v1.1", "edgenext_small_usi.pth", tag="usi", crop_pct=0.95, note="USI distillation"),
         ),
-        Variant(
+        _variant(
             "edgenext_base",
             _BASE,
-            (
-                _release("v1.2", "edgenext_base.pth", 82.47),
-                _release("v1.2", "edgenext_base_usi.pth", 83.68, tag="usi", crop_pct=0.95, note="USI distillation"),
-                _release("v1.21", "edgenext_base_IN21K.pth", 83.31, tag="in21k_ft_in1k", note="ImageNet-21K pretraining"),
-            ),
+            _release("v1.2", "edgenext_base.pth"),
+            _release("v1.2", "edgenext_base_usi.pth", tag="usi", crop_pct=0.95, note="USI distillation"),
+            _release("v1.21", "edgenext_base_IN21K.pth", tag="in21k_ft_in1k", note="ImageNet-21K pretraining"),
         ),
-        Variant("edgenext_xx_small_bn_hs", {**_XX_SMALL, **_BN_HS}, (_release("v1.0", "edgenext_xx_small_bn_hs.pth", 70.33),)),
-        Variant("edgenext_x_small_bn_hs", {**_X_SMALL, **_BN_HS}, (_release("v1.0", "edgenext_x_small_bn_hs.pth", 74.87),)),
-        Variant("edgenext_small_bn_hs", {**_SMALL, **_BN_HS}, (_release("v1.0", "edgenext_small_bn_hs.pth", 78.39),)),
+        _variant("edgenext_xx_small_bn_hs", {**_XX_SMALL, **_BN_HS}, _release("v1.0", "edgenext_xx_small_bn_hs.pth")),
+        _variant("edgenext_x_small_bn_hs", {**_X_SMALL, **_BN_HS}, _release("v1.0", "edgenext_x_small_bn_hs.pth")),
+        _variant("edgenext_small_bn_hs", {**_SMALL, **_BN_HS}, _release("v1.0", "edgenext_small_bn_hs.pth")),
     )
 }
 

@@ -1,22 +1,35 @@
-"""Image classification: the first implementation of the training ``Task``."""
+"""Image classification as a ``TrainingTask``: image folders or the digits, the model (from scratch or
+fine-tuned), cross-entropy with label smoothing, mixup / cutmix and distillation, top-1."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import torch
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from torch import nn
+from torch.utils.data import Dataset
 
-from ..data import SkipCounter
-from ..models import get_variant
-from .builders import build_criterion, build_datasets, build_mixup, build_model, build_teacher, data_folders
-from .config import DIGITS
+from ..data import (
+    DigitsDataset,
+    ImageFolderDataset,
+    SkipCounter,
+    SubsetDataset,
+    eval_transform_factory,
+    train_transform_factory,
+)
+from ..models import create_model, get_variant
+from .config import DIGITS, TrainConfig
+from .distill import DistillationLoss
 from .distributed import DistInfo
 from .engine import evaluate
-from .task import Task, TaskData, check_weight_files, move_to_device
+from .training_task import TrainingTask, TaskData, check_weight_files, move_to_device
 
 
-class ClassificationTask(Task):
+class ClassificationTask(TrainingTask):
     """Cross-entropy (with label smoothing, mixup / cutmix and distillation as the recipe says); top-1 picks best.pth."""
 
     name = "classify"
@@ -85,3 +98,97 @@ class ClassificationTask(Task):
     def describe(self, record: dict[str, Any]) -> str:
         ema = f", EMA {record['ema_val_top1']:.2f}%" if "ema_val_top1" in record else ""
         return f"val loss {record['val_loss']:.4f}, val top-1 {record['val_top1']:.2f}%{ema}, top-5 {record['val_top5']:.2f}%"
+
+
+log = logging.getLogger(__name__)
+
+
+def _train_factory(cfg: TrainConfig):
+    return train_transform_factory(
+        augment=cfg.augment, crop_scale=cfg.crop_scale, hflip=cfg.hflip, color_jitter=cfg.color_jitter,
+        rand_augment=cfg.rand_augment, reprob=cfg.reprob, interpolation=cfg.interpolation, mean=cfg.mean, std=cfg.std,
+    )
+
+
+def _eval_factory(cfg: TrainConfig):
+    return eval_transform_factory(crop_pct=cfg.eval_crop_pct, interpolation=cfg.interpolation, mean=cfg.mean, std=cfg.std)
+
+
+def data_folders(cfg: TrainConfig) -> tuple[Path, Path]:
+    """``train_dir``/``val_dir`` when given, else ``data/train`` and ``data/val``."""
+    root = Path(cfg.data)
+    train = Path(cfg.train_dir) if cfg.train_dir else root / "train"
+    val = Path(cfg.val_dir) if cfg.val_dir else root / "val"
+    for name, path in (("training", train), ("validation", val)):
+        if not path.is_dir():
+            raise ValueError(
+                f"{name} folder {path} does not exist: give --data DIR holding train/<class>/* and val/<class>/*, "
+                f"or train_dir / val_dir, or --data {DIGITS} for the built-in demo set"
+            )
+    return train, val
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
+    """Training and validation sets, and the class names (the training set's order)."""
+    if cfg.data == DIGITS and not cfg.train_dir:
+        train = DigitsDataset("train", _train_factory(cfg), image_size=cfg.digits_size, val_fraction=cfg.digits_val_fraction)
+        val = DigitsDataset("val", _eval_factory(cfg), image_size=cfg.digits_size, val_fraction=cfg.digits_val_fraction)
+    else:
+        train_dir, val_dir = data_folders(cfg)
+        train = ImageFolderDataset(train_dir, _train_factory(cfg), default_size=cfg.input_size)
+        val = ImageFolderDataset(val_dir, _eval_factory(cfg), default_size=cfg.input_size, class_names=train.class_names)
+    if cfg.train_limit:
+        train = SubsetDataset(train, cfg.train_limit, seed=cfg.seed)
+    if cfg.val_limit:
+        val = SubsetDataset(val, cfg.val_limit, seed=cfg.seed)
+    return train, val, list(train.class_names)
+
+
+def build_model(cfg: TrainConfig, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
+    """The student, from scratch or from ``cfg.finetune`` weights (head re-initialised if its size differs)."""
+    from ..models.run_config import model_overrides
+
+    overrides = model_overrides(cfg.to_dict(), training=True)
+    weights = cfg.finetune if load_finetune else None
+    if weights is not None:
+        log.info("fine-tuning from %s", weights)
+    return create_model(cfg.model, weights=weights, num_classes=num_classes, **overrides)
+
+
+def build_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Optional[nn.Module]:
+    """The frozen distillation teacher, or None, loaded by ``models.loading.load_model`` (one read of its file).
+
+    Any model the package can create (``teacher: edgenext_base.usi`` downloads its release)
+    or load (``teacher_weights``: an official / timm file or ``hf-hub:`` repository with
+    ``teacher``, or a checkpoint of ``edgenext train``, which names its own model).
+    """
+    if not (cfg.teacher or cfg.teacher_weights):
+        return None
+    from ..models.loading import load_model
+
+    loaded = load_model(cfg.teacher, cfg.teacher_weights, pretrained=cfg.teacher_weights is None, device=device)
+    teacher = loaded.model
+    if teacher.num_classes != num_classes:
+        raise ValueError(
+            f"teacher {cfg.teacher or cfg.teacher_weights} predicts {teacher.num_classes} classes, the data has "
+            f"{num_classes}: fine-tune a teacher on this data first and pass it with teacher_weights"
+        )
+    teacher.requires_grad_(False)
+    return teacher.eval()
+
+
+def build_criterion(cfg: TrainConfig) -> DistillationLoss:
+    mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    # with mixup the targets arrive as smoothed soft labels (Mixup applies the smoothing)
+    base = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    alpha = cfg.distill_alpha if (cfg.teacher or cfg.teacher_weights) else 0.0
+    return DistillationLoss(base, alpha=alpha, tau=cfg.distill_tau)
+
+
+def build_mixup(cfg: TrainConfig, num_classes: int) -> Optional[Mixup]:
+    if cfg.mixup <= 0 and cfg.cutmix <= 0:
+        return None
+    return Mixup(
+        mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mixup_prob, switch_prob=cfg.mixup_switch_prob,
+        label_smoothing=cfg.label_smoothing, num_classes=num_classes,
+    )

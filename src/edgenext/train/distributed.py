@@ -9,6 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -24,18 +26,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 def init_distributed(device: str = "auto") -> DistInfo:

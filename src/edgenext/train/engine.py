@@ -1,4 +1,4 @@
-"""One epoch of training (any ``Task``) and the classification evaluation pass (single process or DDP)."""
+"""One epoch of training (any ``TrainingTask``) and the classification evaluation pass (single process or DDP)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .distributed import DistInfo, all_reduce_sum
-from .task import Task
+from .training_task import TrainingTask
 
 
 class NonFiniteLossError(RuntimeError):
@@ -28,7 +28,7 @@ class TrainParts:
     model: nn.Module  # the DDP wrapper in distributed runs
     optimizer: torch.optim.Optimizer
     scheduler: Any  # timm scheduler, stepped with fractional epochs
-    task: Task  # turns a batch into a loss
+    task: TrainingTask  # turns a batch into a loss
     dist: DistInfo
     amp_dtype: Optional[torch.dtype] = None
     scaler: Optional[torch.amp.GradScaler] = None

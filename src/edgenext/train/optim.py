@@ -57,6 +57,20 @@ def adamw_impl_kwargs(impl: str) -> dict[str, bool]:
     return {"fused": True} if impl == "fused" else {"foreach": impl == "foreach"}
 
 
+def adamw_kernel(optimizer: torch.optim.Optimizer) -> str:
+    """The kernel ``optimizer`` steps with, in ``ADAMW_IMPLS``' words (for logs and bench rows).
+
+    An AdamW built without a choice (``torch.optim.AdamW(params)``, as timm's users write it) says
+    so: "<kernel> (torch default)", torch taking foreach for CUDA tensors and the loop otherwise."""
+    group = optimizer.param_groups[0]
+    if group.get("fused"):
+        return "fused"
+    if group.get("foreach") is not None:
+        return "foreach" if group["foreach"] else "loop"
+    on_cuda = all(p.is_cuda for p in group["params"])
+    return f"{'foreach' if on_cuda else 'loop'} (torch default)"
+
+
 def build_optimizer(
     model: nn.Module, *, lr: float, weight_decay: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
     lr_scales: Optional[LrScales] = None, impl: str = "auto",

@@ -1,4 +1,4 @@
-"""``fit``: a whole training run from a ``TrainConfig`` and a ``Task``: what ``edgenext train`` calls.
+"""``fit``: a whole training run from a ``TrainConfig`` and a ``TrainingTask``: what ``edgenext train`` calls.
 
 Nothing here knows which task it trains: the task builds the data, the model and the loss
 and evaluates; this module owns run folders, checkpoints, resume, DDP, EMA and logging.
@@ -21,7 +21,7 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from ..models.weights import CheckpointError
-from .builders import amp_settings, build_eval_loader, build_train_loader, compile_choice, prepare_for_speed
+from .setup import amp_settings, build_eval_loader, build_train_loader, compile_choice, prepare_for_speed
 from .checkpoint import (
     BEST,
     LAST,
@@ -34,11 +34,10 @@ from .checkpoint import (
 )
 from .config import DIGITS, TrainConfig, save_config
 from .distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, gather_objects, init_distributed
-from .classify import ClassificationTask
 from .engine import TrainParts, train_one_epoch
 from .logger import CURVES_FILE, LOG_FILE, RunLogger
 from .optim import build_optimizer, build_scheduler, scaled_lr
-from .task import Task
+from .training_task import TaskData, TrainingTask
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +84,12 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_name(cfg: TrainConfig) -> str:
+def run_name(cfg: TrainConfig, task: TrainingTask) -> str:
     data = DIGITS if cfg.data == DIGITS and not cfg.train_dir else Path(cfg.train_dir or cfg.data).resolve().name
-    task = "" if cfg.task == "classify" else f"-{cfg.task}"
-    return f"{cfg.model}{task}-{data}"
+    return f"{cfg.model}{task.run_tag}-{data}"
 
 
-def resolve_output(cfg: TrainConfig) -> tuple[Path, Optional[Path]]:
+def resolve_output(cfg: TrainConfig, task: TrainingTask) -> tuple[Path, Optional[Path]]:
     """The run folder and the checkpoint to resume from (None: a fresh run)."""
     if cfg.resume not in ("auto", True, False, None) and isinstance(cfg.resume, str):
         ckpt = Path(cfg.resume)
@@ -106,12 +104,12 @@ def resolve_output(cfg: TrainConfig) -> tuple[Path, Optional[Path]]:
             raise ValueError(f"--resume: {out} holds no {LAST} to resume from")
         return out, ckpt
     if auto:
-        found = find_unfinished_run(RUNS_ROOT, run_name(cfg), cfg.to_dict())
+        found = find_unfinished_run(RUNS_ROOT, run_name(cfg, task), cfg.to_dict())
         if found is not None:
             return found, find_checkpoint(found)
     if cfg.resume is True:
         raise ValueError("--resume without --output: found no unfinished run of this command under runs/")
-    return _fresh_folder(RUNS_ROOT / f"{run_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"), None
+    return _fresh_folder(RUNS_ROOT / f"{run_name(cfg, task)}-{time.strftime('%Y%m%d-%H%M%S')}"), None
 
 
 def _fresh_folder(path: Path) -> Path:
@@ -123,15 +121,15 @@ def _fresh_folder(path: Path) -> Path:
     return candidate
 
 
-def fit(cfg: TrainConfig, task: Optional[Task] = None) -> FitResult:
+def fit(cfg: TrainConfig, task: TrainingTask) -> FitResult:
     """Train (and evaluate every epoch) as ``cfg`` says; in a ``torchrun`` launch, as one of its processes.
 
-    ``task`` defaults to classification; ``edgenext.tasks.build_task(cfg)`` gives the one ``cfg.task`` names.
+    ``task`` is what is learnt: ``edgenext.tasks.build_task(cfg)`` gives the one ``cfg.task`` names
+    (``edgenext.tasks.fit(cfg)`` does both).
     Everything that can be checked (config values, model name, data paths) is checked before anything
     is written.
     """
     cfg.validate()
-    task = task if task is not None else ClassificationTask(cfg)
     if task.name != cfg.task:
         raise ValueError(f"config task {cfg.task!r} but a {task.name!r} task was given")
     task.check()
@@ -161,11 +159,11 @@ def cpu_threads(requested: Optional[int], workers: int) -> int:
     return max(1, cores - workers)
 
 
-def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
+def _fit(cfg: TrainConfig, task: TrainingTask, info: DistInfo) -> FitResult:
     seed_all(cfg.seed)  # same initial weights on every process
     data = task.build_data()  # before the run folder exists: bad data leaves nothing behind
     class_names = data.class_names
-    out, ckpt_path = broadcast_object(resolve_output(cfg) if info.is_main else None, info)
+    out, ckpt_path = broadcast_object(resolve_output(cfg, task) if info.is_main else None, info)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
@@ -175,8 +173,58 @@ def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
     state = load_training_checkpoint(ckpt_path) if ckpt_path else None
     if state is not None and list(state.get("class_names", class_names)) != class_names:
         raise CheckpointError(f"{ckpt_path}: trained on other classes than the data now given; use --finetune to start from it")
+    run = _build_run(cfg, task, info, data, fresh=state is None)
+    model, parts, sampler = run.model, run.parts, run.sampler
+    start_epoch, global_step, best = 0, 0, {"score": float("-inf"), "epoch": -1, "source": "model"}
+    if state is not None:
+        start_epoch, global_step, best = _restore(state, parts, model, sampler, info)
+    else:
+        seed_all(cfg.seed + info.rank)  # distinct augmentation / drop-path streams per process
+    logger = RunLogger(out, enabled=info.is_main, tensorboard=cfg.tensorboard, plot=cfg.plot,
+                       metric_keys=tuple(k for k in task.log_keys if k != "loss"))
+    logger.truncate(start_epoch)
+    if info.is_main:
+        log.info("%s %s: %d classes, %d train / %d val images, global batch %d, lr %.3g, %d epochs, device %s x%d",
+                 task.name, cfg.model, len(class_names), len(data.train), len(data.val), run.global_batch, run.lr, cfg.epochs,
+                 info.device, info.world_size)
+    history: list[dict[str, Any]] = []
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            sampler.set_epoch(epoch)
+            train_metrics, global_step = train_one_epoch(parts, run.train_loader, epoch, global_step=global_step,
+                                                         progress=cfg.progress)
+            record = {"epoch": epoch, **train_metrics, **_validate(task, parts, model, run.val_loader)}
+            history.append(record)
+            best = _save_epoch(out, cfg, parts, model, sampler, record, best, global_step, class_names, logger)
+    finally:
+        logger.close()
+    best_path = out / BEST if (out / BEST).is_file() else None
+    result = FitResult(output_dir=out, best_checkpoint=best_path, best_score=best["score"], best_epoch=best["epoch"],
+                       metric=task.metric, history=history, is_main=info.is_main)
+    if info.is_main:
+        log.info("%s", result.summary())
+    return result
+
+
+@dataclass
+class _Run:
+    """What a run trains with, built once before its first epoch."""
+
+    model: torch.nn.Module  # the bare model (evaluation, EMA and checkpoints use it)
+    parts: TrainParts  # the training step's pieces (its model may be DDP-wrapped and compiled)
+    train_loader: Any
+    sampler: Any
+    val_loader: Any
+    lr: float
+    global_batch: int
+
+
+def _build_run(cfg: TrainConfig, task: TrainingTask, info: DistInfo, data: TaskData, *, fresh: bool) -> _Run:
+    """The model (from ``cfg.finetune`` only when ``fresh``: a resumed run loads its own weights next),
+    EMA, optimiser, schedule, loaders, DDP / compile wrapping and the task's loss, in the order the
+    random streams of a resumed run expect."""
     seed_all(cfg.seed)
-    model = prepare_for_speed(task.build_model(len(class_names), load_finetune=state is None).to(info.device), cfg)
+    model = prepare_for_speed(task.build_model(len(data.class_names), load_finetune=fresh).to(info.device), cfg)
     if info.distributed and _has_batchnorm(model):
         # NOTE: per-process BatchNorm statistics over small dense-task batches are noisy; sync them.
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -199,38 +247,12 @@ def _fit(cfg: TrainConfig, task: Task, info: DistInfo) -> FitResult:
     # NOTE: only the training forward is compiled; evaluation, EMA and checkpoints use the module itself
     # (same parameters), so state-dict keys stay free of torch.compile's "_orig_mod." prefix.
     train_model = torch.compile(ddp) if compiled else ddp
-    task.prepare(len(class_names), info.device)
+    task.prepare(len(data.class_names), info.device)
     parts = TrainParts(model=train_model, optimizer=optimizer, scheduler=scheduler, task=task, dist=info,
                        amp_dtype=amp_dtype, scaler=scaler, ema=ema, accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad,
                        channels_last=cfg.channels_last)
-    start_epoch, global_step, best = 0, 0, {"score": float("-inf"), "epoch": -1, "source": "model"}
-    if state is not None:
-        start_epoch, global_step, best = _restore(state, parts, model, sampler, info)
-    else:
-        seed_all(cfg.seed + info.rank)  # distinct augmentation / drop-path streams per process
-    logger = RunLogger(out, enabled=info.is_main, tensorboard=cfg.tensorboard, plot=cfg.plot,
-                       metric_keys=tuple(k for k in task.log_keys if k != "loss"))
-    logger.truncate(start_epoch)
-    if info.is_main:
-        log.info("%s %s: %d classes, %d train / %d val images, global batch %d, lr %.3g, %d epochs, device %s x%d",
-                 task.name, cfg.model, len(class_names), len(data.train), len(data.val), global_batch, lr, cfg.epochs,
-                 info.device, info.world_size)
-    history: list[dict[str, Any]] = []
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            sampler.set_epoch(epoch)
-            train_metrics, global_step = train_one_epoch(parts, train_loader, epoch, global_step=global_step, progress=cfg.progress)
-            record = {"epoch": epoch, **train_metrics, **_validate(task, parts, model, val_loader)}
-            history.append(record)
-            best = _save_epoch(out, cfg, parts, model, sampler, record, best, global_step, class_names, logger)
-    finally:
-        logger.close()
-    best_path = out / BEST if (out / BEST).is_file() else None
-    result = FitResult(output_dir=out, best_checkpoint=best_path, best_score=best["score"], best_epoch=best["epoch"],
-                       metric=task.metric, history=history, is_main=info.is_main)
-    if info.is_main:
-        log.info("%s", result.summary())
-    return result
+    return _Run(model=model, parts=parts, train_loader=train_loader, sampler=sampler, val_loader=val_loader, lr=lr,
+                global_batch=global_batch)
 
 
 def warmup_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
@@ -250,7 +272,7 @@ def _has_batchnorm(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def _validate(task: Task, parts: TrainParts, model: torch.nn.Module, loader) -> dict[str, float]:
+def _validate(task: TrainingTask, parts: TrainParts, model: torch.nn.Module, loader) -> dict[str, float]:
     """The task's metrics of the weights and of their EMA, as ``val_<key>`` / ``ema_val_<key>``."""
     info = parts.dist
     val = task.evaluate(model, loader, device=info.device, dist=info, amp_dtype=parts.amp_dtype)

@@ -37,8 +37,12 @@ def _range(name: str, value: Sequence[int], low: int, high: int) -> tuple[int, i
     return int(value[0]), int(value[1])
 
 
+#: what a scene's target is: boxes and labels (detection) or a class-index mask (segmentation)
+TARGETS = ("boxes", "mask")
+
+
 class DigitScenes(Dataset):
-    """Scenes of handwritten digits with exact boxes (``task="detect"``) or masks (``task="segment"``).
+    """Scenes of handwritten digits with exact boxes (``targets="boxes"``) or masks (``targets="mask"``).
 
     Scene ``i`` of a split is a function of ``(seed, split, i)`` and the scene parameters only,
     so a resumed run, or another worker process, renders the same data; nothing is cached.
@@ -46,16 +50,16 @@ class DigitScenes(Dataset):
     ``dataset[i]`` (or ``dataset[(i, size)]``) returns ``(image, target)``; without a transform
     ``image`` is a float ``[3, S, S]`` tensor in [0, 1] (or ImageNet-normalised with
     ``normalize=True``) with ``S = image_size`` (or ``size``: the scene is rendered at
-    ``image_size`` and resized), and ``target`` is, for ``detect``, a dict of ``boxes`` float
+    ``image_size`` and resized), and ``target`` is, for ``boxes``, a dict of ``boxes`` float
     ``[n, 4]`` xyxy pixels, ``labels`` int64 ``[n]`` (digit + 1) and ``image_id`` (``i``), or, for
-    ``segment``, an int64 ``[S, S]`` mask (0 background, digit + 1 on its ink). A ``transform``
+    ``mask``, an int64 ``[S, S]`` mask (0 background, digit + 1 on its ink). A ``transform``
     (e.g. ``DetectionTransform``) instead receives the uint8 ``tv_tensors.Image`` and the target
-    with ``tv_tensors`` boxes / mask. Both tasks have ``num_classes == 11`` and
+    with ``tv_tensors`` boxes / mask. Both kinds have ``num_classes == 11`` and
     ``class_names == ["background", "0", ..., "9"]``.
 
     Args:
         split: "train" or "val" (the digits' split, and a different scene stream).
-        task: "detect" or "segment".
+        targets: "boxes" (detection: boxes and labels) or "mask" (segmentation: a class-index mask).
         image_size: canvas side in pixels.
         num_scenes: scenes in the split (default 4000 for train, 400 for val).
         digits_per_scene: (min, max) digits placed per scene; fewer when no free place is found.
@@ -76,7 +80,7 @@ class DigitScenes(Dataset):
     def __init__(
         self,
         split: str = "train",
-        task: str = "detect",
+        targets: str = "boxes",
         *,
         image_size: int = 128,
         num_scenes: Optional[int] = None,
@@ -90,8 +94,8 @@ class DigitScenes(Dataset):
         transform: Optional[Callable] = None,
         normalize: bool = False,
     ) -> None:
-        if task not in ("detect", "segment"):
-            raise ValueError(f"task must be 'detect' or 'segment', got {task!r}")
+        if targets not in TARGETS:
+            raise ValueError(f"targets must be one of {', '.join(map(repr, TARGETS))}, got {targets!r}")
         self.digits, labels = digits_split(split, val_fraction=val_fraction, split_seed=split_seed)
         self.digit_labels = labels.astype(np.int64)
         if image_size < 8:
@@ -105,7 +109,7 @@ class DigitScenes(Dataset):
         self.num_scenes = _DEFAULT_SCENES[split] if num_scenes is None else int(num_scenes)
         if self.num_scenes < 1:
             raise ValueError(f"num_scenes must be >= 1, got {num_scenes}")
-        self.split, self.task, self.image_size = split, task, int(image_size)
+        self.split, self.targets, self.image_size = split, targets, int(image_size)
         self.ink_threshold, self.noise, self.seed = float(ink_threshold), float(noise), int(seed)
         self.transform, self.normalize = transform, normalize
         self.num_classes = len(DIGIT_CLASS_NAMES)
@@ -178,7 +182,7 @@ class DigitScenes(Dataset):
         i, size = split_index(index)
         scene = self.render(i)
         image = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(scene["image"].transpose(2, 0, 1))))  # HWC -> CHW
-        if self.task == "detect":
+        if self.targets == "boxes":
             canvas = (self.image_size, self.image_size)
             target: Any = dict(
                 boxes=tv_tensors.BoundingBoxes(torch.from_numpy(scene["boxes"]), format="XYXY", canvas_size=canvas),
@@ -196,7 +200,7 @@ class DigitScenes(Dataset):
         out = v2.functional.to_dtype(image, torch.float32, scale=True)
         if self.normalize:
             out = v2.functional.normalize(out, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
-        if self.task == "detect":
+        if self.targets == "boxes":
             target = dict(target, boxes=target["boxes"].as_subclass(torch.Tensor))
         else:
             target = target.as_subclass(torch.Tensor)

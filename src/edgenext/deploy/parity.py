@@ -1,4 +1,4 @@
-"""Shared pieces of the deploy modules: example inputs and parity.
+"""What an export is checked with: fixed example inputs, the fp32 tolerance, the max-abs difference.
 
 Inside ``deploy/`` an input size is always ``(height, width)``: the public entry points
 (``fuse``, ``export_model``, ``quantize_executorch``, ``calibration_tensor``) normalise what
@@ -7,7 +7,7 @@ the user gave once, with ``edgenext.models.edgenext.input_hw``, and pass the pai
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -30,6 +30,11 @@ def example_images(batch: int, size: HW, in_chans: int = 3, seed: int = 0) -> to
     height, width = size
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(batch, in_chans, height, width, generator=gen)
+
+
+def as_outputs(out: Union[torch.Tensor, Sequence[torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+    """A module's output as a tuple of tensors (a single tensor is a one-tuple)."""
+    return (out,) if isinstance(out, torch.Tensor) else tuple(out)
 
 
 def max_abs_diff(a: Union[torch.Tensor, np.ndarray], b: Union[torch.Tensor, np.ndarray]) -> float:

@@ -1,4 +1,4 @@
-"""Core ML export (``.mlpackage``, ML program, fp32); an optional extra.
+"""Core ML (``.mlpackage``, ML program, fp32); an optional extra.
 
 Conversion runs anywhere coremltools installs; prediction needs macOS, so off macOS the
 check is structural (the saved package's input and output descriptions and shapes).
@@ -14,16 +14,11 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from ..optional import require
-from .common import HW, example_input
-from .precision import check_format_precision
+from ...optional import require
+from ..parity import HW, example_input
+from .registry import ExportFormat, register
 
 EXTRA = "coreml"
-PRECISIONS = ("fp32",)
-
-
-def _check(precision: str) -> None:
-    check_format_precision("coreml", PRECISIONS, precision)
 
 
 def export_coreml(
@@ -36,8 +31,7 @@ def export_coreml(
     calibration: Optional[torch.Tensor] = None,
 ) -> Path:
     """Convert ``model`` at ``input_size`` (height, width) to a Core ML ML program at ``output``
-    (a ``.mlpackage`` directory). fp32 only (``precision`` is checked; ``calibration`` unused)."""
-    _check(precision)
+    (a ``.mlpackage`` directory). fp32 only (``calibration`` unused)."""
     ct = require("coremltools", EXTRA, "Core ML export")
     output = Path(output)
     if output.suffix != ".mlpackage":
@@ -73,11 +67,10 @@ def describe_coreml(path: Union[str, Path]) -> dict[str, list[int]]:
     return shapes
 
 
-class CoreMLModel:
+class CoreMLRunner:
     """A saved ``.mlpackage`` predicting on macOS (``threads`` is ignored: Core ML schedules its own)."""
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
-        _check(precision)
         ct = require("coremltools", EXTRA, "Core ML inference")
         if not can_predict():
             raise RuntimeError("Core ML prediction needs macOS; off macOS only the structure can be checked")
@@ -86,3 +79,7 @@ class CoreMLModel:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.model.predict({"input": x.detach().cpu().numpy()})[self.output])
+
+
+register(ExportFormat("coreml", ".mlpackage", EXTRA, "coremltools", export_coreml, CoreMLRunner, static_batch=True,
+                      can_run=can_predict, describe=describe_coreml, order=50))

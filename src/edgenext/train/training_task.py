@@ -1,9 +1,9 @@
 """The seam between the training machinery and what is being learnt.
 
-The runner and the engine (checkpoints, resume, DDP, EMA, AMP, logging, curves) know a task
-only through this interface; classification (``train/classify.py``) is one implementation,
-detection and segmentation (``edgenext.dense.tasks``) are the others. ``edgenext.tasks``
-maps a config's ``task`` name to its implementation.
+The runner and the engine (checkpoints, resume, DDP, EMA, AMP, logging, curves) know what they
+train only through ``TrainingTask``; classification (``train/classify.py``), detection and
+segmentation (``edgenext.dense.training``) implement it. The task registry
+(``edgenext.tasks``) gives the one a config's ``task`` names.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class TaskData:
     info: dict[str, Any] = field(default_factory=dict)  # logged once at the start (e.g. how num_classes was found)
 
 
-class Task(abc.ABC):
+class TrainingTask(abc.ABC):
     """One kind of learning problem. Subclasses set ``name`` and ``metric`` and implement the methods.
 
     Every evaluation returns a flat dict of floats; the runner logs each entry of
@@ -45,6 +45,8 @@ class Task(abc.ABC):
     log_keys: ClassVar[tuple[str, ...]]  # evaluate()'s keys written to log.jsonl / TensorBoard / curves
     percent: ClassVar[bool] = False  # whether the metrics are percentages (for the log line)
     drop_last: ClassVar[bool] = False  # drop the last, incomplete training batch (BatchNorm heads fail on one image)
+    #: what a run folder's default name says of the task after the model (runs/<model><run_tag>-<data>-<time>)
+    run_tag: ClassVar[str] = ""
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg

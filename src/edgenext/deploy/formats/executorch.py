@@ -1,5 +1,6 @@
-"""ExecuTorch export: a ``.pte`` program lowered to the XNNPACK backend (what Android/iOS apps
-embed), fp32 or int8 (see ``quantize.py``), and the Python runtime wrapper used to check it."""
+"""ExecuTorch: a ``.pte`` program lowered to the XNNPACK backend (what Android/iOS apps embed),
+fp32 or int8 (the PT2E flow with XNNPACK's quantiser, per-channel symmetric int8, then lowered
+like the fp32 program), and the Python runtime runner used to check it."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..optional import require
-from .common import HW, example_input
-from .precision import format_cannot
+from ...models.edgenext import InputSize, input_hw
+from ...optional import require
+from ..parity import HW, example_input
+from ._int8 import CALIBRATION_BATCH, require_calibration
+from .registry import ExportFormat, register
 
 log = logging.getLogger(__name__)
 
 EXTRA = "executorch"
-PRECISIONS = ("fp32", "int8")
 MAX_DYNAMIC_BATCH = 64
 
 
@@ -59,15 +61,9 @@ def export_executorch(
     the default). ``output_names`` is not stored: a program's outputs are positional (taken so
     that every multi-output writer has one signature). ``precision="int8"``: PT2E quantisation
     calibrated on ``calibration`` (required), a static batch (``None`` means 1)."""
-    cannot = format_cannot("executorch", PRECISIONS, precision)
-    if cannot is not None:
-        raise ValueError(cannot)
     require("executorch", EXTRA, "ExecuTorch export")
     if precision == "int8":
-        from .quantize import quantize_executorch
-
-        if calibration is None:
-            raise ValueError("ExecuTorch int8 needs calibration images (calibration_tensor('digits' | DIR, ...))")
+        calibration = require_calibration(calibration, "ExecuTorch int8")
         return quantize_executorch(model, output, calibration, input_size=input_size, batch=batch or 1)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -76,23 +72,56 @@ def export_executorch(
     return output
 
 
-class ExecuTorchModel:
+def quantize_executorch(
+    model: nn.Module,
+    output: Union[str, Path],
+    calibration: torch.Tensor,
+    *,
+    input_size: InputSize = 256,
+    batch: int = 1,
+) -> Path:
+    """Write an int8 XNNPACK ``.pte`` (static ``batch``, mobile apps run 1) of ``model`` at
+    ``input_size`` (a side or ``(height, width)``), calibrated on ``calibration``."""
+    require("executorch", EXTRA, "ExecuTorch int8 quantisation")
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    calibration = require_calibration(calibration, "ExecuTorch int8")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    size = input_hw(input_size)
+    in_chans = getattr(model, "in_chans", 3)
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # NOTE: calibrated on a dynamic-batch graph in batches (the histogram observers cost per
+        # call: 128 single images took 9x as long), then exported again at the static batch.
+        graph = export_program(model, example_input(2, size, in_chans), dynamic_batch=True).module()
+        prepared = prepare_pt2e(graph, quantizer)
+        for xb in calibration.split(CALIBRATION_BATCH):
+            prepared(xb)
+        quantized = convert_pt2e(prepared)
+        program = export_program(quantized, example_input(batch, size, in_chans), dynamic_batch=False)
+    output.write_bytes(lower_to_xnnpack(program))
+    return output
+
+
+class ExecuTorchRunner:
     """A ``.pte`` file in ExecuTorch's Python runtime (the same C++ runtime apps link).
 
     ``threads`` resizes the runtime's thread pool, which every loaded program shares;
-    ``precision`` is the program's (an int8 program carries its quantisation): checked, not applied.
+    ``precision`` is the program's (an int8 program carries its quantisation): nothing to apply.
     """
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
-        cannot = format_cannot("executorch", PRECISIONS, precision)
-        if cannot is not None:
-            raise ValueError(cannot)
         require("executorch", EXTRA, "the ExecuTorch runtime")
         from executorch.runtime import Runtime
 
         if threads:
             _set_threads(threads)
-
         self.program = Runtime.get().load_program(str(path))
         self.method = self.program.load_method("forward")
 
@@ -111,3 +140,8 @@ def _set_threads(threads: int) -> None:
         portable_lib._unsafe_reset_threadpool(threads)
     except (ImportError, AttributeError):  # older/newer runtimes: keep their default pool
         log.debug("could not set ExecuTorch's thread count")
+
+
+register(ExportFormat("executorch", ".pte", EXTRA, "executorch", export_executorch, ExecuTorchRunner,
+                      static_batch=True, multi_output=True, precisions=("fp32", "int8"),
+                      needs={"int8": ("torchao", EXTRA)}, order=20))

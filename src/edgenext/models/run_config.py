@@ -1,7 +1,7 @@
 """What a run's config says about its model: the one place a model's build is derived from a config.
 
-Training (``builders.build_model``) and loading a trained checkpoint for evaluation,
-prediction, export or distillation (``inference.load_model``) both build the network from
+Training (``train.classify.build_model``) and loading a trained checkpoint for evaluation,
+prediction, export or distillation (``models.loading.load_model``) both build the network from
 the same saved settings through ``model_overrides``, so the two can never disagree.
 """
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .calibration import calibration_tensor, digits_tensors
-from .common import HW
+from .parity import HW
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -121,10 +121,10 @@ def measure_precision(
 
 
 def is_digits_run(run_config: Optional[Mapping[str, Any]], num_classes: int) -> bool:
-    """Whether a checkpoint's run config (``train.modelspec.run_config``) is a classifier trained
-    on the built-in digits (its ``data`` is ``digits``, 10 classes)."""
-    return (run_config is not None and str(run_config.get("data")) == "digits"
-            and str(run_config.get("task") or "classify") == "classify" and num_classes == DIGITS_CLASSES)
+    """Whether a checkpoint's run config (``train.run_config.run_config``) is that of a model
+    trained on the built-in digits (its ``data`` is ``digits``, 10 classes). The caller knows
+    the model is a classifier (only the classification task measures top-1)."""
+    return run_config is not None and str(run_config.get("data")) == "digits" and num_classes == DIGITS_CLASSES
 
 
 def digits_storage(run_config: Optional[Mapping[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Detection (SSDLite) and segmentation (DeepLabv3) as training ``Task``s.
+"""Detection (SSDLite) and segmentation (DeepLabv3) as training ``TrainingTask``s.
 
 The runner trains them exactly as it trains a classifier (checkpoints, resume, DDP, EMA,
 logging); what differs lives here: the data (digit scenes, COCO, VOC or paired folders), the
@@ -8,7 +8,7 @@ metrics (COCO box mAP, VOC mIoU). Class names include the background at index 0,
 
 The validation-set builders (``coco_files``, ``segmentation_dataset``, the ``*_eval_transform``
 functions) and the evaluation loops (``evaluate_detection``, ``evaluate_segmentation``) are
-module functions: ``edgenext.dense.inference`` evaluates a saved checkpoint with the very code
+module functions: ``edgenext.inference.dense`` evaluates a saved checkpoint with the very code
 that scored it during training.
 """
 
@@ -27,7 +27,7 @@ from ..models.weights import read_checkpoint
 from ..train.config import DIGITS, TrainConfig
 from ..train.distributed import DistInfo, all_reduce_sum
 from ..train.engine import autocast
-from ..train.task import Task, TaskData, check_weight_files, move_to_device
+from ..train.training_task import TrainingTask, TaskData, check_weight_files, move_to_device
 from .data import (
     CocoDetection,
     DetectionTransform,
@@ -55,13 +55,13 @@ def backbone_weights(cfg: TrainConfig) -> Optional[str]:
     return cfg.backbone_weights
 
 
-def digit_scenes(cfg: TrainConfig, task: str, train_tf, val_tf) -> tuple[DigitScenes, DigitScenes]:
+def digit_scenes(cfg: TrainConfig, targets: str, train_tf, val_tf) -> tuple[DigitScenes, DigitScenes]:
     """The demo's training and validation scenes; ``data_kwargs`` sets the scene knobs
     (``num_scenes`` / ``val_scenes``: scenes per split, ``digits_per_scene``, ``digit_size``, ...)."""
     scenes = {k: v for k, v in cfg.data_kwargs.items() if k not in ("transform", "num_scenes", "val_scenes")}
-    train = DigitScenes("train", task, image_size=cfg.input_size, transform=train_tf, seed=cfg.seed,
+    train = DigitScenes("train", targets, image_size=cfg.input_size, transform=train_tf, seed=cfg.seed,
                         num_scenes=cfg.data_kwargs.get("num_scenes"), **scenes)
-    val = DigitScenes("val", task, image_size=cfg.input_size, transform=val_tf, seed=cfg.seed,
+    val = DigitScenes("val", targets, image_size=cfg.input_size, transform=val_tf, seed=cfg.seed,
                       num_scenes=cfg.data_kwargs.get("val_scenes"), **scenes)
     return train, val
 
@@ -210,7 +210,7 @@ def evaluate_segmentation(model: nn.Module, loader: Iterable, *, device: torch.d
             "skipped": int(totals[3])}
 
 
-class _DenseTask(Task):
+class _DenseTask(TrainingTask):
     """What detection and segmentation share: backbone checks, fine-tuning, the head's lr factor."""
 
     drop_last = True  # ASPP's image pooling and SSD's last levels are 1x1 maps: BatchNorm needs two images
@@ -267,7 +267,7 @@ class DetectionTask(_DenseTask):
         cfg = self.cfg
         train_tf, val_tf = self._transforms()
         if _is_digits(cfg):
-            train, val = digit_scenes(cfg, "detect", train_tf, val_tf)
+            train, val = digit_scenes(cfg, "boxes", train_tf, val_tf)
             info = {"data": f"digit scenes, {len(train)} train / {len(val)} val at {cfg.input_size} px"}
         else:
             if cfg.train_ann or cfg.val_ann:
@@ -331,7 +331,7 @@ class SegmentationTask(_DenseTask):
         cfg = self.cfg
         train_tf, val_tf = self._transforms()
         if _is_digits(cfg):
-            train, val = digit_scenes(cfg, "segment", train_tf, val_tf)
+            train, val = digit_scenes(cfg, "mask", train_tf, val_tf)
             info = {"data": f"digit scenes, {len(train)} train / {len(val)} val at {cfg.input_size} px"}
             found, source = train.num_classes, "background + 10 digits"
         else:

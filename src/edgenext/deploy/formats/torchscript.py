@@ -1,4 +1,4 @@
-"""TorchScript export: a traced, frozen module loadable with ``torch.jit.load`` (C++ / mobile)."""
+"""TorchScript: a traced, frozen module loadable with ``torch.jit.load`` (C++ / mobile); torch alone."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .common import HW, example_input
-from .precision import check_format_precision
-
-PRECISIONS = ("fp32",)
-
-
-def _check(precision: str) -> None:
-    check_format_precision("torchscript", PRECISIONS, precision)
+from ..parity import HW, example_input
+from .registry import ExportFormat, register
 
 
 def export_torchscript(
@@ -30,8 +24,7 @@ def export_torchscript(
 ) -> Path:
     """Trace ``model`` at ``input_size`` (height, width) and save it. Shapes are read from
     tensors, so the batch stays dynamic; the spatial size is the traced one (the precomputed
-    positional encoding is baked in). fp32 only (``precision`` is checked; ``calibration`` unused)."""
-    _check(precision)
+    positional encoding is baked in). fp32 only (``calibration`` unused)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(batch or 2, input_size, getattr(model, "in_chans", 3))
@@ -43,14 +36,13 @@ def export_torchscript(
     return output
 
 
-class TorchScriptModel:
+class TorchScriptRunner:
     """A saved TorchScript file, callable like the module.
 
     ``threads``: TorchScript runs on torch's own intra-op pool, so this sets ``torch.set_num_threads``.
     """
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
-        _check(precision)
         if threads:
             torch.set_num_threads(threads)
         with warnings.catch_warnings():
@@ -60,3 +52,6 @@ class TorchScriptModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.module(x)
+
+
+register(ExportFormat("torchscript", ".pt", None, "torch", export_torchscript, TorchScriptRunner, order=30))

@@ -1,32 +1,32 @@
-"""OpenVINO export (IR ``.xml`` + ``.bin``; fp32, bf16 hint or NNCF int8) and a CPU wrapper; an optional extra.
+"""OpenVINO: IR ``.xml`` + ``.bin`` (fp32, the bf16 hint, or NNCF int8) and a CPU runner; an optional extra.
 
 bf16 is not a different file: the fp32 IR compiled with ``INFERENCE_PRECISION_HINT=bf16``
 (the IR records the hint in its runtime options, so ``compile_model`` applies it without our
-wrapper too). int8 is the fp32 IR quantised by NNCF (``quantize.quantize_openvino``).
+runner too). int8 is the fp32 IR quantised by NNCF (``quantize_openvino``: its default preset,
+symmetric int8 weights and activations, min/max statistics on the calibration images).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..optional import require
-from .common import HW, example_input
-from .precision import check_format_precision
+from ...optional import require
+from ..parity import HW, example_input
+from ._int8 import CALIBRATION_BATCH, require_calibration, static_batches
+from .registry import ExportFormat, register
 
 EXTRA = "openvino"
-PRECISIONS = ("fp32", "bf16", "int8")
 #: the CPU plugin's INFERENCE_PRECISION_HINT per precision; int8 keeps its non-quantised ops in f32
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
-
-
-def _check(precision: str) -> None:
-    check_format_precision("openvino", PRECISIONS, precision)
 
 
 def export_openvino(
@@ -42,9 +42,8 @@ def export_openvino(
     the weights go to the ``.bin`` beside it). ``batch=None`` leaves the batch axis dynamic.
     ``precision="int8"`` quantises with NNCF on ``calibration`` (required); ``"bf16"`` records
     the bf16 inference hint in the IR."""
-    _check(precision)
-    if precision == "int8" and calibration is None:
-        raise ValueError("OpenVINO int8 needs calibration images (calibration_tensor('digits' | DIR, ...))")
+    if precision == "int8":
+        calibration = require_calibration(calibration, "OpenVINO int8")
     ov = require("openvino", EXTRA, "OpenVINO export")
     output = Path(output)
     if output.suffix != ".xml":
@@ -59,23 +58,38 @@ def export_openvino(
         program = torch.export.export(model.eval(), (x,), dynamic_shapes=dynamic, strict=False)
         converted = ov.convert_model(program)
     if precision == "int8":
-        from .quantize import quantize_openvino
-
         converted = quantize_openvino(converted, calibration, batch=batch)
     converted.set_rt_info(_HINTS[precision], ["runtime_options", "INFERENCE_PRECISION_HINT"])
     ov.save_model(converted, str(output), compress_to_fp16=False)
     return output
 
 
-class OpenVinoModel:
+def quantize_openvino(ov_model: Any, calibration: torch.Tensor, *, batch: Optional[int] = None,
+                      batch_size: int = CALIBRATION_BATCH) -> Any:
+    """NNCF post-training int8 quantisation of an ``openvino.Model`` (fp32, as converted),
+    calibrated on ``calibration``; a static ``batch`` calibrates in batches of exactly that size."""
+    nncf = require("nncf", EXTRA, "OpenVINO int8 quantisation")
+    calibration = require_calibration(calibration, "OpenVINO int8")
+    chunks = static_batches(calibration, batch) if batch else list(calibration.split(batch_size))
+    items = [np.ascontiguousarray(c.detach().cpu().numpy(), dtype=np.float32) for c in chunks]
+    nncf.set_log_level(logging.WARNING)
+    # NOTE: NNCF draws progress bars on stdout: to stderr, so that `edgenext export --json` stays JSON
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        # NOTE: not model_type=TRANSFORMER: its per-channel activation quantisers of the XCA's
+        # batched matmuls are rejected by the CPU plugin (FakeQuantize axis 2) on compile.
+        return nncf.quantize(ov_model, nncf.Dataset(items), subset_size=sum(len(c) for c in chunks),
+                             preset=nncf.QuantizationPreset.PERFORMANCE)
+
+
+class OpenVinoRunner:
     """An OpenVINO IR compiled for the CPU. ``precision``: ``fp32`` forces f32 (the CPU plugin's
     default is bf16 where the CPU has it: parity stays fp32), ``bf16`` asks for bf16 (emulated
-    where the CPU lacks it: ``precision.precision_unavailable`` says whether it is worth it),
+    where the CPU lacks it: ``request.precision_unavailable`` says whether it is worth it),
     ``int8`` runs an NNCF-quantised IR with its remaining ops in f32."""
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, device: str = "CPU",
                  precision: str = "fp32") -> None:
-        _check(precision)
         ov = require("openvino", EXTRA, "OpenVINO inference")
         config: dict = {"INFERENCE_PRECISION_HINT": _HINTS[precision]}
         if threads:
@@ -86,3 +100,7 @@ class OpenVinoModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         result = self.request.infer({0: np.ascontiguousarray(x.detach().cpu().numpy())})
         return torch.from_numpy(np.array(result[self.compiled.output(0)]))
+
+
+register(ExportFormat("openvino", ".xml", EXTRA, "openvino", export_openvino, OpenVinoRunner,
+                      precisions=("fp32", "bf16", "int8"), needs={"int8": ("nncf", EXTRA)}, order=40))

@@ -1,0 +1,59 @@
+"""What an export reports: ``ExportResult`` (the ``edgenext export --json`` object) and ``ParityError``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .precision_accuracy import PrecisionAccuracy
+
+
+class ParityError(RuntimeError):
+    """The exported model's outputs differ from eager PyTorch by more than the tolerance."""
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: str
+    size_bytes: int
+    max_abs_diff: Optional[float]  # None: the runtime cannot run here (Core ML off macOS)
+    tolerance: float
+    check: str  # how parity was checked
+    seconds: float
+    details: dict = field(default_factory=dict)
+    precision: str = "fp32"
+    #: a reduced precision's top-1 figures (``PrecisionAccuracy.to_dict``); None for fp32
+    accuracy: Optional[dict] = None
+
+    def parity_line(self) -> str:
+        name = self.format if self.precision == "fp32" else f"{self.format} {self.precision}"
+        if self.max_abs_diff is None:
+            return f"{name}: {self.path} ({self.size_bytes / 1e6:.2f} MB): {self.check}"
+        bound = f"tolerance {self.tolerance:.0e}" if self.precision == "fp32" else "fp32's tolerance does not apply"
+        return (
+            f"{name}: {self.path} ({self.size_bytes / 1e6:.2f} MB): max |exported - eager| = "
+            f"{self.max_abs_diff:.3e} ({bound}, {self.check})"
+        )
+
+    def report_lines(self) -> list[str]:
+        """The parity line, then a reduced precision's top-1 lines."""
+        lines = [self.parity_line()]
+        if self.accuracy is not None:
+            fields = {k: v for k, v in self.accuracy.items() if k != "digits_top1_change"}
+            lines += PrecisionAccuracy(**fields).lines()
+        return lines
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def size_bytes(path: Path) -> int:
+    """What an export occupies on disk: a file, a folder (Core ML), or OpenVINO's .xml with its .bin."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return size
