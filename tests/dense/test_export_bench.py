@@ -22,7 +22,6 @@ from edgenext.deploy.export import export_network
 from edgenext.dense import SSDLiteRaw, deeplabv3, ssdlite
 from edgenext.dense.export import OnnxDetector, detect_onnx
 from edgenext.tasks import get_task
-from edgenext.tasks import get_task
 from edgenext.tasks.efficiency import bench_plan
 from edgenext.train import TrainConfig
 
@@ -94,13 +93,13 @@ def segmenter_export(tmp_path_factory):
 @ORT
 @pytest.mark.slow
 def test_detector_onnx_parity_at_batch_1_and_2(detector_export):
-    from edgenext.deploy.formats.onnx import OnnxRunner as OrtModel
+    from edgenext.deploy.formats.onnx import OnnxRunner
 
     model, path, result = detector_export
     assert {"format", "path", "size_bytes", "max_abs_diff", "tolerance", "check"} <= result.keys()
     assert result["details"]["batches"] == [1, 2] and result["max_abs_diff"] < TOL
     assert set(result["details"]["max_abs_diff"]) == {"boxes", "scores"}
-    runtime = OrtModel(path)
+    runtime = OnnxRunner(path)
     assert runtime.output_names == ("boxes", "scores") and isinstance(runtime.input_shape[0], str)  # dynamic batch
     raw = SSDLiteRaw(model).eval()
     for batch in (1, 2):
@@ -117,12 +116,12 @@ def test_detector_onnx_parity_at_batch_1_and_2(detector_export):
 @ORT
 @pytest.mark.slow
 def test_segmenter_onnx_parity_at_batch_1_and_2(segmenter_export):
-    from edgenext.deploy.formats.onnx import OnnxRunner as OrtModel
+    from edgenext.deploy.formats.onnx import OnnxRunner
 
     model, path, result = segmenter_export
     assert result.details["batches"] == [1, 2] and result.max_abs_diff < TOL
     assert "max |exported - eager|" in result.parity_line() and "logits" in result.check
-    runtime = OrtModel(path)
+    runtime = OnnxRunner(path)
     for batch in (1, 2):
         x = _images(batch, seed=20 + batch)
         with torch.no_grad():

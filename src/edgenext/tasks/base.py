@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..models import Checkpoint
     from ..train.config import TrainConfig
     from ..train.training_task import TrainingTask
+    from .efficiency import BenchPlan
 
 
 class TaskSpec(abc.ABC):
@@ -88,6 +89,10 @@ class TaskSpec(abc.ABC):
     def profile_table(self, rows: Sequence[dict[str, Any]]) -> str:
         """``profile_rows`` as the console table."""
         raise ValueError(f"--task {self.name} has no profile")
+
+    def bench_plan(self) -> "BenchPlan":
+        """What ``edgenext bench`` measures for this task (``tasks.efficiency.BenchPlan``)."""
+        raise ValueError(f"--task {self.name} has no bench")
 
 
 def refuse_options(opts: Any, names: Sequence[str], why: str) -> None:

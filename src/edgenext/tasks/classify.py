@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..device import resolve_device
 from .base import TaskSpec, refuse_options
 from .registry import register_task
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ..deploy.export import ExportResult
     from ..models import Checkpoint
+    from .efficiency import BenchPlan
 
 #: input side when neither --input-size nor a checkpoint of edgenext train gives one
 DEFAULT_INPUT_SIZE = 256

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence, Union
 
 from torch import nn
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..deploy.export import ExportResult
+    from .efficiency import BenchPlan
 
 #: constructor options of a run's network that only matter while training (stochastic depth)
 _TRAINING_ONLY = ("drop_path_rate",)

@@ -36,7 +36,7 @@ from .config import DIGITS, TrainConfig, save_config
 from .distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, gather_objects, init_distributed
 from .engine import TrainParts, train_one_epoch
 from .logger import CURVES_FILE, LOG_FILE, RunLogger
-from .optim import build_optimizer, build_scheduler, scaled_lr
+from .optim import adamw_kernel, build_optimizer, build_scheduler, scaled_lr
 from .training_task import TaskData, TrainingTask
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def _build_run(cfg: TrainConfig, task: TrainingTask, info: DistInfo, data: TaskD
     ddp = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None) if info.distributed else model
     compiled, why = compile_choice(cfg.compile, info.device, cfg.epochs * math.ceil(len(train_loader) / cfg.accum_steps))
     if info.is_main:
-        log.info("training step: %s; AdamW %s kernel; %s memory format", why, _adamw_kernel(optimizer),
+        log.info("training step: %s; AdamW %s kernel; %s memory format", why, adamw_kernel(optimizer),
                  "channels-last" if cfg.channels_last else "contiguous")
     # NOTE: only the training forward is compiled; evaluation, EMA and checkpoints use the module itself
     # (same parameters), so state-dict keys stay free of torch.compile's "_orig_mod." prefix.
@@ -261,11 +261,6 @@ def warmup_epochs(cfg: TrainConfig, batches_per_epoch: int) -> float:
         return cfg.warmup_epochs
     updates = max(math.ceil(batches_per_epoch / cfg.accum_steps), 1)
     return min(cfg.warmup_steps / updates, float(cfg.epochs))
-
-
-def _adamw_kernel(optimizer: torch.optim.Optimizer) -> str:
-    group = optimizer.param_groups[0]
-    return "fused" if group.get("fused") else ("foreach" if group.get("foreach") else "per-tensor")
 
 
 def _has_batchnorm(model: torch.nn.Module) -> bool:
