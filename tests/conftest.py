@@ -22,6 +22,23 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 import pytest  # noqa: E402
 
+#: thread-count variables of the runtimes the tests use (torch's OpenMP, MKL, OpenBLAS)
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker computes on its share of the cores: two workers with two
+    OpenMP threads each on two cores wait on each other at every op (many times slower than one
+    thread each). The variables reach the processes a test starts too; ones already set are kept."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and hasattr(config, "workerinput"):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        for var in _THREAD_VARS:
+            os.environ.setdefault(var, str(max(1, cores // workers)))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 @pytest.fixture
 def randomize():

@@ -32,7 +32,7 @@ def test_wheel_install_trains_from_outside_the_source_tree(tmp_path):
     assert Path(where.stdout.strip()).is_relative_to(target), where.stdout  # not the source tree's copy
 
     train = [sys.executable, "-m", "edgenext", "train", "--epochs", "1", "--output", "run", "--no-progress",
-             "--set", "train_limit=96", "--set", "val_limit=48", "--set", "workers=0", "--set", "plot=false",
+             "--set", "train_limit=32", "--set", "val_limit=16", "--set", "workers=0", "--set", "plot=false",
              "--set", "tensorboard=false"]
     proc = subprocess.run(train, cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,7 +12,7 @@ from edgenext.train import load_training_checkpoint
 from edgenext.tasks import fit
 
 # deterministic: no augmentation, no drop path, no mixup (each process draws its own random streams)
-DETERMINISTIC = dict(augment=False, drop_path=0.0, mixup=0.0, cutmix=0.0, epochs=2, train_limit=64, val_limit=30,
+DETERMINISTIC = dict(augment=False, drop_path=0.0, mixup=0.0, cutmix=0.0, epochs=2, train_limit=32, val_limit=30,
                      ema=True, ema_decay=0.9)
 
 
@@ -40,4 +40,4 @@ def test_two_process_run_matches_one_process_run(tiny_config, tmp_path):
     for r1, r2 in zip(one, two, strict=True):  # distributed evaluation sums to the same metrics
         assert r1["val_top1"] == pytest.approx(r2["val_top1"]) and r1["val_loss"] == pytest.approx(r2["val_loss"], abs=1e-4)
         assert r1["train_loss"] == pytest.approx(r2["train_loss"], abs=1e-4)
-        assert r2["train_images"] == 64
+        assert r2["train_images"] == 32
