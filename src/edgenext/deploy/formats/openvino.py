@@ -84,9 +84,10 @@ def quantize_openvino(ov_model: Any, calibration: torch.Tensor, *, batch: Option
 
 class OpenVinoRunner:
     """An OpenVINO IR compiled for the CPU. ``precision``: ``fp32`` forces f32 (the CPU plugin's
-    default is bf16 where the CPU has it: parity stays fp32), ``bf16`` asks for bf16 (emulated
-    where the CPU lacks it: ``request.precision_unavailable`` says whether it is worth it),
-    ``int8`` runs an NNCF-quantised IR with its remaining ops in f32."""
+    default is bf16 where the CPU has it: parity stays fp32), ``bf16`` asks for bf16 (the plugin
+    honours it only where it lists BF16 among its capabilities, AVX512-BF16 or AMX, and compiles
+    f32 elsewhere: ``request.precision_unavailable`` offers bf16 only where the CPU computes it
+    natively), ``int8`` runs an NNCF-quantised IR with its remaining ops in f32."""
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, device: str = "CPU",
                  precision: str = "fp32") -> None:
