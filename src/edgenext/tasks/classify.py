@@ -29,7 +29,7 @@ _NOT_HERE = ("for --task detect / segment; this is a classification run (give --
 class Classification(TaskSpec):
     name = "classify"
     title = "classification"
-    summary = "classify (default)"
+    summary = "classify (EdgeNeXt classifier)"
     order = 0
     metric = "top1"
     export_precisions = ("fp32", "bf16", "int8")
