@@ -117,10 +117,8 @@ class DenseTask(TaskSpec):
         against eager PyTorch (``edgenext.deploy.export.export_network``: batch 1 and 2 when dynamic).
         ``input_size``: None for the model's own (a detector's is fixed by its anchors)."""
         from ..deploy.export import export_network
-        from ..deploy.request import validate_export
 
-        validate_export(fmt, batch=batch, multi_output=self.multi_output, precisions=self.export_precisions,
-                        task=self.name)
+        # NOTE: export_network validates the request (a multi-output graph, fp32) before writing anything
         module, names, hw = self.export_graph(model, input_size)
         return export_network(module, fmt, output, input_size=hw, output_names=names, batch=batch)
 
