@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 import edgenext
 from edgenext.cli.main import main
@@ -158,7 +159,7 @@ def test_eval_detect_on_a_coco_folder_reproduces_the_runs_score(runs, tmp_path, 
 
     args = ["eval", "--task", "detect", "--weights", str(best), "--val-images", str(images), "--val-ann", str(ann)]
     assert main(args + ["--workers", "0"]) == 0
-    assert capsys.readouterr().out.startswith(f"box mAP {metrics['map']:.3f} mAP@0.5 {metrics['map50']:.3f}")
+    assert capsys.readouterr().out.startswith(f"COCO box AP {metrics['map']:.3f} AP50 {metrics['map50']:.3f}")
 
 
 @pytest.mark.slow
@@ -210,14 +211,17 @@ def test_predict_detect_draws_each_image_and_maps_boxes_to_its_pixels(runs, tmp_
             x1, y1, x2, y2 = d["box"]
             assert 0 <= x1 <= x2 <= entry["width"] and 0 <= y1 <= y2 <= entry["height"]
             assert DIGIT_NAMES[d["index"]] == d["label"] and 0 <= d["score"] <= 1
-    # the network-sized picture gets the model's own detections; the 2x one is resized to exactly
-    # the small one for the network, and its boxes come back doubled
+    # the network-sized picture gets the model's own detections; the 2x one is resized (antialiased, as
+    # eval does) to the network's size, and its boxes come back doubled
+    model = load_dense_model(best).model
     with torch.no_grad():
-        want = load_dense_model(best).model([torch.from_numpy(scene).permute(2, 0, 1) / 255.0])[0]  # HWC -> CHW
+        want = model([torch.from_numpy(scene).permute(2, 0, 1) / 255.0])[0]  # HWC -> CHW
+        big_pixels = torch.from_numpy(np.array(Image.open(paths[1]).convert("RGB"))).permute(2, 0, 1)
+        shrunk = v2.functional.resize(big_pixels, [SIZE, SIZE], antialias=True)
+        want_big = model([shrunk / 255.0])[0]
     assert torch.allclose(torch.tensor([d["box"] for d in small["detections"]]), want["boxes"], atol=1e-4)
-    assert [d["score"] for d in big["detections"]] == [d["score"] for d in small["detections"]]
-    for s, b in zip(small["detections"], big["detections"]):
-        assert b["box"] == pytest.approx([2 * v for v in s["box"]], abs=1e-3)
+    assert [d["score"] for d in big["detections"]] == pytest.approx(want_big["scores"].tolist(), abs=1e-6)
+    assert torch.allclose(torch.tensor([d["box"] for d in big["detections"]]), 2 * want_big["boxes"], atol=1e-3)
     assert main(["predict", paths[0], "--weights", str(best), "--output", str(out), "--score-thresh", "0.99"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{paths[0]}: 0 object(s) at score >= 0.99: nothing" and str(out) in lines[-1]
@@ -309,3 +313,171 @@ def test_dense_only_options_are_refused_for_classification(tmp_path, capsys):
     assert "--output: for --task detect / segment" in capsys.readouterr().err
     assert main(["eval", "--task", "segment"]) == 2
     assert "--task segment needs --weights" in capsys.readouterr().err
+
+
+# -- what the official tools compute --------------------------------------------------------------
+
+#: (width, height) of the COCO test images: squares, wide and tall ones, one large enough for "large" boxes
+SHAPES = [(64, 64), (96, 48), (50, 130), (300, 200), (120, 90), (120, 90)]
+CATEGORY_IDS = [3 * k + 2 for k in range(10)]  # sparse, ascending: label k + 1 <-> id 3k + 2
+
+
+def _coco_images(root):
+    """The validation scenes resized to SHAPES (the last image will have no annotation at all)."""
+    (root / "val2017").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    scenes = _val_scenes("detect")
+    images = []
+    for i, (w, h) in enumerate(SHAPES):
+        Image.fromarray(scenes.render(i)["image"]).resize((w, h), Image.BILINEAR).save(root / "val2017" / f"{i}.png")
+        images.append(dict(id=100 + i, file_name=f"{i}.png", width=w, height=h))
+    return images
+
+
+def _write_ann(root, images, annotations):
+    categories = [dict(id=cid, name=DIGIT_NAMES[k + 1]) for k, cid in enumerate(CATEGORY_IDS)]
+    ann = root / "annotations" / "instances_val2017.json"
+    ann.write_text(json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+    return ann
+
+
+def _cocoeval(ann, detections_file) -> list[float]:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = COCO(str(ann))
+    evaluator = COCOeval(gt, gt.loadRes(str(detections_file)), "bbox")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    return [float(v) for v in evaluator.stats]
+
+
+@pytest.mark.slow
+def test_eval_detect_equals_pycocotools_cocoeval_on_the_annotation_file(runs, tmp_path, capsys):
+    from edgenext.dense.metrics import COCO_STATS
+
+    _, best = runs["detect"]
+    root = tmp_path / "coco"
+    images = _coco_images(root)
+    first = tmp_path / "first.json"
+    _write_ann(root, images, [])
+    assert main(["eval", str(root), "--weights", str(best), "--workers", "0", "--save-detections", str(first)]) == 0
+    capsys.readouterr()
+    found = json.loads(first.read_text())
+    assert {d["image_id"] for d in found} == {im["id"] for im in images}
+    assert {d["category_id"] for d in found} <= set(CATEGORY_IDS)
+
+    # the saved boxes are in each image's own pixels: the 300x200 image, resized here to the network's
+    # square as eval does, run through the model, its boxes scaled back by (300/64, 200/64)
+    model = load_dense_model(best).model
+    pixels = torch.from_numpy(np.array(Image.open(root / "val2017" / "3.png").convert("RGB"))).permute(2, 0, 1)
+    with torch.no_grad():
+        want = model([v2.functional.resize(pixels, [SIZE, SIZE], antialias=True) / 255.0])[0]
+    scale = torch.tensor([300 / SIZE, 200 / SIZE, 300 / SIZE, 200 / SIZE])
+    want_xyxy = (want["boxes"] * scale).clamp(min=0)
+    got = sorted((d for d in found if d["image_id"] == 103), key=lambda d: -d["score"])
+    got_xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in got)])
+    assert len(got) == len(want_xyxy) and torch.allclose(got_xyxy, want_xyxy, atol=2e-3)
+
+    # ground truth made from the detections (so AP is neither 0 nor 1): per image the 3 best, moved a
+    # little; a crowd region over the next best detections (ignored, not false positives), and a missed
+    # object; the last image has no annotation
+    annotations = []
+    for im in images[:-1]:
+        mine = sorted((d for d in found if d["image_id"] == im["id"]), key=lambda d: -d["score"])
+        for k, d in enumerate(mine[:3]):
+            x, y, w, h = d["bbox"]
+            box = [x + 0.1 * w * (k - 1), y + 0.05 * h, w, h]
+            annotations.append(dict(image_id=im["id"], category_id=d["category_id"], bbox=box, area=w * h, iscrowd=0))
+        x, y, w, h = mine[3]["bbox"]
+        crowd = [max(0.0, x - 0.2 * w), max(0.0, y - 0.2 * h), 1.4 * w, 1.4 * h]
+        polygon = [crowd[0], crowd[1], crowd[0] + crowd[2], crowd[1], crowd[0] + crowd[2], crowd[1] + crowd[3],
+                   crowd[0], crowd[1] + crowd[3]]
+        annotations.append(dict(image_id=im["id"], category_id=mine[3]["category_id"], bbox=crowd,
+                                segmentation=[polygon], area=crowd[2] * crowd[3], iscrowd=1))
+        annotations.append(dict(image_id=im["id"], category_id=CATEGORY_IDS[0], bbox=[1, 1, 5, 4], area=20.0,
+                                iscrowd=0))
+    annotations.append(dict(image_id=103, category_id=CATEGORY_IDS[1], bbox=[20, 30, 150, 100], area=15000.0,
+                            iscrowd=0))  # a large object (area > 96^2), so that APl / ARl are defined
+    for n, a in enumerate(annotations):
+        a["id"] = n + 1
+    ann = _write_ann(root, images, annotations)
+    saved = tmp_path / "detections.json"
+    assert main(["eval", str(root), "--weights", str(best), "--workers", "0", "--json",
+                 "--save-detections", str(saved)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    official = _cocoeval(ann, saved)
+    assert [metrics[k] for k in COCO_STATS] == pytest.approx(official, abs=1e-4)
+    assert 0.05 < metrics["map"] < 0.95 and metrics["map_large"] >= 0 and metrics["map_small"] >= 0
+    assert metrics["postprocessing"] == dict(score_thresh=0.05, nms_thresh=0.5, detections_per_class=200,
+                                             detections_per_img=0, topk_candidates=0)
+    # the crowd regions count: as plain objects they would be missed and change the figures
+    plain = [{**a, "iscrowd": 0} for a in annotations]
+    assert _cocoeval(_write_ann(root, images, plain), saved) != pytest.approx(official, abs=1e-4)
+
+    # predict on the same files gives the same boxes, scores and classes as eval saved
+    paths = [str(root / "val2017" / im["file_name"]) for im in images]
+    capsys.readouterr()  # pycocotools' own printing
+    assert main(["predict", *paths, "--weights", str(best), "--output", str(tmp_path / "out"), "--json",
+                 "--score-thresh", "0"]) == 0
+    for im, entry in zip(images, json.loads(capsys.readouterr().out)):
+        theirs = [d for d in found if d["image_id"] == im["id"]]
+        assert len(entry["detections"]) == len(theirs)
+        for d in entry["detections"]:  # each has its twin among eval's (ties in score make the order moot)
+            x1, y1, x2, y2 = d["box"]
+            twin = [t for t in theirs if t["category_id"] == CATEGORY_IDS[d["index"] - 1]
+                    and abs(t["score"] - d["score"]) < 1e-5
+                    and np.allclose(t["bbox"], [x1, y1, x2 - x1, y2 - y1], atol=1e-3)]
+            assert twin, d
+            theirs.remove(twin[0])
+
+
+def _voc_of_sizes(root, sizes):
+    """A VOC val split of the segmentation scenes resized to ``sizes`` (w, h); masks by nearest neighbour."""
+    voc = root / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True)
+    scenes = _val_scenes("segment")
+    for i, (w, h) in enumerate(sizes):
+        scene = scenes.render(i % len(scenes))
+        Image.fromarray(scene["image"]).resize((w, h), Image.BILINEAR).save(voc / "JPEGImages" / f"{i:06d}.jpg",
+                                                                           quality=95)
+        mask = scene["mask"].astype(np.uint8)
+        mask[:2] = 255  # an ignored border
+        Image.fromarray(mask).resize((w, h), Image.NEAREST).save(voc / "SegmentationClass" / f"{i:06d}.png")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("".join(f"{i:06d}\n" for i in range(len(sizes))))
+    return voc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("input_size", [None, "48"])
+def test_eval_segment_is_the_same_whatever_the_batch_and_equals_predicts_masks(runs, tmp_path, capsys, input_size):
+    _, best = runs["segment"]
+    sizes = [(64, 64), (90, 60), (90, 60), (50, 110), (130, 70), (64, 64), (77, 41), (90, 60), (40, 40)]
+    voc = _voc_of_sizes(tmp_path, sizes)
+    size_args = [] if input_size is None else ["--input-size", input_size]
+    figures = []
+    for batch in ("1", "8"):
+        assert main(["eval", str(tmp_path), "--weights", str(best), "--json", "--workers", "0", "--batch-size", batch,
+                     *size_args]) == 0
+        figures.append(json.loads(capsys.readouterr().out))
+    assert figures[0]["miou"] == pytest.approx(figures[1]["miou"], abs=1e-6)
+    assert figures[0]["pixel_acc"] == pytest.approx(figures[1]["pixel_acc"], abs=1e-6)
+
+    # VOC's mIoU, computed here from predict's masks at each image's original size
+    images = sorted(str(p) for p in (voc / "JPEGImages").iterdir())
+    assert main(["predict", *images, "--weights", str(best), "--output", str(tmp_path / "out"), "--json",
+                 *size_args]) == 0
+    n = len(DIGIT_NAMES)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    for entry in json.loads(capsys.readouterr().out):
+        pred = read_mask(entry["mask"])
+        truth = read_mask(voc / "SegmentationClass" / (entry["image"].rsplit("/", 1)[1][:-4] + ".png"))
+        assert pred.shape == truth.shape
+        keep = truth != 255
+        np.add.at(matrix, (truth[keep], pred[keep]), 1)
+    tp = np.diag(matrix).astype(float)
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    assert figures[0]["miou"] == pytest.approx(float(np.mean(tp[union > 0] / union[union > 0])), abs=1e-9)
+    assert figures[0]["pixel_acc"] == pytest.approx(tp.sum() / matrix.sum(), abs=1e-9)

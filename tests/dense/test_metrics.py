@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from edgenext.dense.metrics import DetectionMetric, SegmentationMetric
+from edgenext.dense.metrics import COCO_STATS, DetectionMetric, SegmentationMetric
 
 
 def _targets():
@@ -18,7 +18,13 @@ def test_perfect_detections_give_map_one():
     targets = _targets()
     preds = [{**t, "scores": torch.ones(len(t["labels"]))} for t in targets]
     metric.update(preds, targets)
-    assert metric.compute() == pytest.approx({"map": 1.0, "map50": 1.0, "map75": 1.0})
+    result = metric.compute()
+    assert set(result) == set(COCO_STATS)
+    # boxes of 40x50, 50x70 and 30x30 pixels: all "medium" (32^2 < area < 96^2) but the last, "small"
+    for key in ("map", "map50", "map75", "map_small", "map_medium", "mar100", "mar_small", "mar_medium"):
+        assert result[key] == pytest.approx(1.0), key
+    assert result["map_large"] == result["mar_large"] == -1.0  # no large object: undefined, as pycocotools says
+    assert result["mar1"] == pytest.approx(1.0)
 
 
 def test_one_hit_one_false_positive_one_miss_gives_the_coco_interpolated_value():

@@ -1,6 +1,6 @@
 """``edgenext eval``: the metrics of a trained model on labelled data, as its task defines them
-(top-1 / top-5 / loss of a classifier on an image folder, box mAP of a detector on COCO
-annotations, mIoU of a segmenter on VOC or paired masks)."""
+(top-1 / top-5 / loss of a classifier on an image folder, the 12 COCO box AP / AR numbers of a detector
+(pycocotools' COCOeval on the annotation file), mIoU of a segmenter on VOC or paired masks)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,16 @@ def add_preprocessing_args(p: argparse.ArgumentParser) -> None:
     add_input_size(p, help="override the model's evaluation input side N (center crops are square; segment: the "
                    "short side images are resized to)")
     p.add_argument("--crop-pct", type=float, help="override the model's center-crop fraction (classify)")
+
+
+def add_detection_args(p: argparse.ArgumentParser) -> None:
+    """Overrides of a detector's post-processing (the run's recipe; ml-cvnets' for ssdlite_coco); shared with ``predict``."""
+    g = p.add_argument_group("detect: post-processing (default: the checkpoint's recipe; ssdlite_coco: ml-cvnets v0.1's)")
+    g.add_argument("--min-score", type=float, metavar="P", help="keep scores above P, per class (ml-cvnets: 0.05)")
+    g.add_argument("--nms-iou", type=float, metavar="IOU", help="per-class NMS IoU threshold (ml-cvnets: 0.5)")
+    g.add_argument("--per-class", type=int, metavar="N", help="best N per class after NMS; 0: all (ml-cvnets: 200)")
+    g.add_argument("--max-per-image", type=int, metavar="N", help="best N per image over all classes; 0: all "
+                   "(ml-cvnets: 0; COCOeval scores the best 100 per image and class)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-images", help="detect / segment: image folder (instead of DATA's layout)")
     p.add_argument("--val-ann", help="detect: COCO JSON annotations of --val-images")
     p.add_argument("--val-masks", help="segment: class-index PNG masks paired with --val-images by file stem")
+    p.add_argument("--save-detections", metavar="FILE", help="detect: write the detections as a COCO results JSON "
+                   "(boxes in each image's pixels, the annotation file's category ids), for COCOeval or the "
+                   "evaluation server")
+    add_detection_args(p)
     add_device(p)
     p.add_argument("--batch-size", type=int, help="default: the task's (64 for classify, 8 for detect / segment)")
     p.add_argument("--workers", type=int, default=2)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..tasks import resolve_task
-from .eval import add_preprocessing_args
+from .eval import add_detection_args, add_preprocessing_args
 from .options import FROM_WEIGHTS, add_device, add_model_args, add_task
 
 
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", metavar="DIR", help="detect / segment: folder for the pictures (and masks)")
     p.add_argument("--score-thresh", type=float, help="detect: lowest score drawn and listed (default 0.3)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one entry per image")
+    add_detection_args(p)
     p.set_defaults(func=run)
 
 

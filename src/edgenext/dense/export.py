@@ -9,7 +9,7 @@ threshold and per-class NMS stay outside the graph (see the README, "Exporting a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +25,8 @@ class OnnxDetector:
 
     ``detector(images)``: a ``(N, 3, H, W)`` batch or a list of ``(3, H, W)`` RGB float images in
     [0, 1], any size. Each is resized to the file's input size as ``SSDLite`` does (bilinear),
-    the network runs, and ``postprocess_detections`` (score threshold, best
-    ``candidates_per_class`` per class, per-class NMS, best ``topk``) gives one
+    the network runs, and ``postprocess_detections`` (score threshold, per-class NMS, the best
+    ``detections_per_class`` per class; ``settings``: its other keywords) gives one
     ``{"boxes", "scores", "labels"}`` per image, boxes ``(x1, y1, x2, y2)`` in that image's pixels.
     """
 
@@ -34,11 +34,8 @@ class OnnxDetector:
         self,
         path: Union[str, Path],
         *,
-        score_thresh: float = 0.01,
-        nms_thresh: float = 0.5,
-        topk: int = 200,
-        candidates_per_class: int = 400,
         threads: Optional[int] = None,
+        **settings: Any,
     ) -> None:
         self.runtime = OnnxRunner(path, threads=threads)
         if self.runtime.output_names != RAW_OUTPUT_NAMES:
@@ -47,8 +44,7 @@ class OnnxDetector:
         batch, _, height, width = self.runtime.input_shape
         self.batch = batch if isinstance(batch, int) else None  # None: dynamic
         self.image_size = (int(height), int(width))
-        self.settings = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, topk=topk,
-                             candidates_per_class=candidates_per_class)
+        self.settings = settings
 
     def __call__(self, images: Images) -> list[dict[str, torch.Tensor]]:
         originals = [tuple(img.shape[-2:]) for img in images]
@@ -94,11 +90,10 @@ def detect_onnx(
     path: Union[str, Path],
     images: Images,
     *,
-    score_thresh: float = 0.01,
-    nms_thresh: float = 0.5,
-    topk: int = 200,
     threads: Optional[int] = None,
+    **settings: Any,
 ) -> list[dict[str, torch.Tensor]]:
-    """Detections of the exported detector at ``path`` on ``images`` (see ``OnnxDetector``)."""
-    detector = OnnxDetector(path, score_thresh=score_thresh, nms_thresh=nms_thresh, topk=topk, threads=threads)
+    """Detections of the exported detector at ``path`` on ``images`` (see ``OnnxDetector``; ``settings``:
+    ``postprocess_detections``' keywords, ml-cvnets' defaults when left out)."""
+    detector = OnnxDetector(path, threads=threads, **settings)
     return detector(images)

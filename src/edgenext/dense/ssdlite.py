@@ -180,6 +180,7 @@ class SSDLite(SSD):
         num_classes: int,
         score_thresh: float,
         nms_thresh: float,
+        detections_per_class: int,
         detections_per_img: int,
         topk_candidates: int,
         iou_thresh: float,
@@ -203,6 +204,25 @@ class SSDLite(SSD):
         )
         self.image_size = (height, width)
         self.num_classes = num_classes
+        self.detections_per_class = detections_per_class
+
+    def selection(self) -> dict[str, float]:
+        """The post-processing settings the eval-mode model applies (``select_detections``'s keywords)."""
+        return dict(score_thresh=float(self.score_thresh), nms_thresh=float(self.nms_thresh),
+                    detections_per_class=int(self.detections_per_class),
+                    detections_per_img=int(self.detections_per_img), topk_candidates=int(self.topk_candidates))
+
+    def postprocess_detections(self, head_outputs: dict[str, torch.Tensor], image_anchors: list[torch.Tensor],
+                               image_shapes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+        # NOTE: overrides torchvision's (a per-image cap after NMS over all classes) with ml-cvnets'
+        # per-class cap after NMS; called by SSD.forward in eval mode, before boxes are mapped back
+        probs = head_outputs["cls_logits"].softmax(dim=-1)
+        settings = self.selection()
+        found = []
+        for codes, scores, anchors, shape in zip(head_outputs["bbox_regression"], probs, image_anchors, image_shapes):
+            boxes = clip_boxes_to_image(self.box_coder.decode_single(codes, anchors), shape)
+            found.append(select_detections(boxes, scores, **settings))
+        return found
 
     def anchors(self, image_size: Optional[InputSize] = None) -> torch.Tensor:
         """The anchors ``(A, 4)``, ``(x1, y1, x2, y2)`` in pixels of a ``image_size`` input (default: the model's)."""
@@ -252,22 +272,69 @@ class SSDLiteRaw(nn.Module):
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
+#: ml-cvnets v0.1's detection post-processing, the COCO recipe's (cvnets/models/detection/ssd.py:
+#: ``--model.detection.ssd.conf-threshold`` 0.05 at line 176, ``num-objects-per-class`` 200 at line 178,
+#: applied per class after NMS in ``predict``, lines 258-271, with no per-image cap; the NMS IoU is the
+#: config's ``nms_iou_threshold: 0.5``, config/detection/ssd_mobilevit_small_320.yaml line 56)
+SCORE_THRESH = 0.05
+NMS_THRESH = 0.5
+DETECTIONS_PER_CLASS = 200
+
+
+def select_detections(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    *,
+    score_thresh: float = SCORE_THRESH,
+    nms_thresh: float = NMS_THRESH,
+    detections_per_class: int = DETECTIONS_PER_CLASS,
+    detections_per_img: int = 0,
+    topk_candidates: int = 0,
+) -> dict[str, torch.Tensor]:
+    """One image's detections from decoded ``boxes (A, 4)`` and class probabilities ``scores (A, C)``
+    (column 0: the background, never reported).
+
+    Per class: the scores above ``score_thresh`` (the best ``topk_candidates`` of them when > 0),
+    NMS at IoU ``nms_thresh``, the best ``detections_per_class`` survivors (0: all); then the best
+    ``detections_per_img`` over all classes (0: all). Sorted by score, best first.
+    """
+    score = scores[:, 1:]
+    labels = torch.arange(1, scores.shape[1], device=scores.device).expand_as(score)
+    anchor = torch.arange(scores.shape[0], device=scores.device)[:, None].expand_as(score)
+    keep = score > score_thresh
+    score, labels, anchor = score[keep], labels[keep], anchor[keep]
+    if topk_candidates > 0:
+        chosen = [torch.nonzero(labels == c).flatten() for c in labels.unique()]
+        chosen = [idx[score[idx].topk(min(topk_candidates, idx.numel())).indices] for idx in chosen]
+        pick = torch.cat(chosen) if chosen else labels.new_zeros(0)
+        score, labels, anchor = score[pick], labels[pick], anchor[pick]
+    box = boxes[anchor]
+    kept = batched_nms(box, score, labels, nms_thresh)  # best first
+    if detections_per_class > 0 and kept.numel():
+        kept_labels = labels[kept]
+        # rank of each survivor within its class (kept is sorted by score): a running count per class
+        onehot = torch.nn.functional.one_hot(kept_labels, int(kept_labels.max()) + 1)
+        rank = (onehot.cumsum(0) * onehot).sum(1) - 1
+        kept = kept[rank < detections_per_class]
+    if detections_per_img > 0:
+        kept = kept[:detections_per_img]
+    return {"boxes": box[kept], "scores": score[kept], "labels": labels[kept]}
+
 
 def postprocess_detections(
     boxes: ArrayLike,
     scores: ArrayLike,
-    score_thresh: float = 0.01,
-    nms_thresh: float = 0.5,
-    topk: int = 200,
-    *,
-    candidates_per_class: int = 400,
+    score_thresh: float = SCORE_THRESH,
+    nms_thresh: float = NMS_THRESH,
+    detections_per_class: int = DETECTIONS_PER_CLASS,
+    detections_per_img: int = 0,
+    topk_candidates: int = 0,
 ) -> list[dict[str, torch.Tensor]]:
     """Detections from ``SSDLiteRaw``'s outputs (torch or numpy, e.g. from ONNX Runtime).
 
-    ``boxes (N, A, 4)`` / ``scores (N, A, C)`` (or one image's ``(A, 4)`` / ``(A, C)``). Per class
-    except the background: scores above ``score_thresh``, the best ``candidates_per_class``,
-    then per-class NMS at ``nms_thresh`` and the best ``topk`` overall: what the eval-mode
-    model does, so the results are the same.
+    ``boxes (N, A, 4)`` / ``scores (N, A, C)`` (or one image's ``(A, 4)`` / ``(A, C)``), then
+    ``select_detections`` per image with these settings: what the eval-mode model does with the
+    same settings, so the results are the same.
     """
     boxes_t, scores_t = torch.as_tensor(boxes), torch.as_tensor(scores)
     if boxes_t.dim() == 2:
@@ -277,22 +344,9 @@ def postprocess_detections(
             f"expected boxes (N, A, 4) and scores (N, A, C) for the same anchors, got {tuple(boxes_t.shape)} and "
             f"{tuple(scores_t.shape)}"
         )
-    results = []
-    num_classes = scores_t.shape[-1]
-    for image_boxes, image_scores in zip(boxes_t, scores_t):
-        kept_boxes, kept_scores, kept_labels = [], [], []
-        for label in range(1, num_classes):
-            score = image_scores[:, label]
-            keep = score > score_thresh
-            score, box = score[keep], image_boxes[keep]
-            score, idx = score.topk(min(candidates_per_class, score.numel()))
-            kept_boxes.append(box[idx])
-            kept_scores.append(score)
-            kept_labels.append(torch.full_like(idx, label))
-        all_boxes, all_scores, all_labels = torch.cat(kept_boxes), torch.cat(kept_scores), torch.cat(kept_labels)
-        keep = batched_nms(all_boxes, all_scores, all_labels, nms_thresh)[:topk]
-        results.append({"boxes": all_boxes[keep], "scores": all_scores[keep], "labels": all_labels[keep]})
-    return results
+    settings = dict(score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_class=detections_per_class,
+                    detections_per_img=detections_per_img, topk_candidates=topk_candidates)
+    return [select_detections(b, s, **settings) for b, s in zip(boxes_t, scores_t)]
 
 
 def ssdlite(
@@ -305,10 +359,11 @@ def ssdlite(
     freeze_stages: int = 0,
     drop_path_rate: float = 0.0,
     proj_channels: Sequence[int] = SSD_PROJ_CHANNELS,
-    score_thresh: float = 0.01,
-    nms_thresh: float = 0.5,
-    detections_per_img: int = 200,
-    topk_candidates: int = 400,
+    score_thresh: float = SCORE_THRESH,
+    nms_thresh: float = NMS_THRESH,
+    detections_per_class: int = DETECTIONS_PER_CLASS,
+    detections_per_img: int = 0,
+    topk_candidates: int = 0,
     iou_thresh: float = 0.5,
 ) -> SSDLite:
     """SSDLite on an EdgeNeXt variant, ml-cvnets v0.1's layout (3,232 anchors at 320x320).
@@ -323,7 +378,9 @@ def ssdlite(
             and first n stages only. Frozen parts also keep their BatchNorm statistics.
         drop_path_rate: the backbone's stochastic depth.
         proj_channels: width of each of the six levels (the extra levels are built at it).
-        score_thresh, nms_thresh, detections_per_img, topk_candidates: eval-mode post-processing.
+        score_thresh, nms_thresh, detections_per_class, detections_per_img, topk_candidates: eval-mode
+            post-processing (``select_detections``; 0 = no cap). The defaults are ml-cvnets v0.1's:
+            scores > 0.05, NMS at 0.5, 200 per class after NMS, no per-image or pre-NMS cap.
         iou_thresh: anchor / ground-truth IoU for a positive match (training).
     """
     if num_classes < 2:
@@ -352,6 +409,7 @@ def ssdlite(
         num_classes=num_classes,
         score_thresh=score_thresh,
         nms_thresh=nms_thresh,
+        detections_per_class=detections_per_class,
         detections_per_img=detections_per_img,
         topk_candidates=topk_candidates,
         iou_thresh=iou_thresh,

@@ -14,6 +14,7 @@ that scored it during training.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -40,8 +41,9 @@ from .data import (
     find_coco2017,
     segmentation_collate,
 )
+from .data.transforms import check_eval_size
 from .deeplabv3 import deeplabv3, segmentation_loss
-from .metrics import DetectionMetric, SegmentationMetric
+from .metrics import COCO_STATS, DetectionMetric, SegmentationMetric
 from .ssdlite import ssdlite
 
 log = logging.getLogger(__name__)
@@ -99,14 +101,15 @@ def detection_eval_transform(input_size: int) -> DetectionTransform:
     return DetectionTransform(image_size=input_size, train=False)
 
 
-def segmentation_eval_transform(input_size: int, eval_size: Optional[int] = None) -> SegmentationTransform:
-    """Evaluation preprocessing of a segmenter: the short side to ``eval_size``, or the full image when None."""
+def segmentation_eval_transform(input_size: int, eval_size: Any = None) -> SegmentationTransform:
+    """Evaluation preprocessing of a segmenter: the short side to ``eval_size`` (an int), the image to exactly
+    ``(height, width)`` (a pair), or the full image (None); the mask stays at its original size."""
     return SegmentationTransform(crop_size=input_size, train=False, eval_size=eval_size)
 
 
-def recipe_eval_size(data_kwargs: dict[str, Any]) -> Optional[int]:
-    """The segmentation recipe's evaluation short side (``data_kwargs: {transform: {eval_size: N}}``), or None."""
-    return dict(data_kwargs.get("transform") or {}).get("eval_size")
+def recipe_eval_size(data_kwargs: dict[str, Any]) -> Any:
+    """The segmentation recipe's evaluation size (``data_kwargs: {transform: {eval_size: N | [H, W]}}``), or None."""
+    return check_eval_size(dict(data_kwargs.get("transform") or {}).get("eval_size"))
 
 
 def coco_files(split: str, *, data: Optional[str] = None, images: Optional[str] = None,
@@ -154,14 +157,25 @@ def segmentation_dataset(
     return dataset
 
 
+def detection_metric(dataset: Any, device: torch.device) -> DetectionMetric:
+    """The COCO metric of a validation set: against its annotation file when it has one (``CocoDetection``:
+    original pixels, crowd regions, the file's category ids), else against the targets it yields."""
+    ground_truth = getattr(dataset, "ground_truth", None)
+    if callable(ground_truth):
+        return DetectionMetric(device, ground_truth=ground_truth(), label_to_category_id=dataset.label_to_category_id)
+    return DetectionMetric(device)
+
+
 @torch.no_grad()
 def evaluate_detection(model: nn.Module, loader: Iterable, *, device: torch.device, dist: Optional[DistInfo] = None,
-                       amp_dtype: Optional[torch.dtype] = None, progress: bool = False) -> dict[str, float]:
-    """COCO box mAP / mAP@0.5 / mAP@0.75 of a detector over ``loader`` (``detection_collate`` batches),
-    plus ``count`` (images evaluated) and ``skipped`` (unreadable), summed across processes."""
+                       amp_dtype: Optional[torch.dtype] = None, progress: bool = False,
+                       save_detections: Optional[str] = None) -> dict[str, float]:
+    """The 12 COCO numbers of a detector over ``loader`` (``detection_collate`` batches of a dataset; see
+    ``detection_metric``), plus ``count`` (images evaluated) and ``skipped`` (unreadable), over every process.
+    ``save_detections``: a file for the COCO results JSON (written by the main process)."""
     dist = dist if dist is not None else DistInfo(device=device)
     model.eval()
-    metric = DetectionMetric(device)
+    metric = detection_metric(getattr(loader, "dataset", None), device)
     counts = torch.zeros(2, dtype=torch.float64, device=device)  # images, skipped
     for images, targets, skipped in tqdm(loader, desc="eval", disable=not (progress and dist.is_main), leave=False):
         counts[1] += skipped
@@ -169,38 +183,67 @@ def evaluate_detection(model: nn.Module, loader: Iterable, *, device: torch.devi
             continue
         with autocast(device, amp_dtype):
             detections = model(list(images.to(device)))
-        metric.update(detections, targets)
+        metric.update(detections, targets, input_hw=images.shape[-2:])
         counts[0] += images.shape[0]
     all_reduce_sum(counts, dist)
     if counts[0] == 0:
         raise ValueError(f"no readable images to evaluate ({int(counts[1])} skipped)")
+    if save_detections is not None:
+        results = metric.results()
+        if dist.is_main:
+            Path(save_detections).parent.mkdir(parents=True, exist_ok=True)
+            Path(save_detections).write_text(json.dumps(results))
     return {**metric.compute(), "count": int(counts[0]), "skipped": int(counts[1])}
+
+
+def logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Class logits ``(N, C, h, w)`` upsampled bilinearly to ``size`` (an image's original pixels), where
+    evaluation scores them and ``predict`` takes the arg-max (ml-cvnets upsamples to the original too)."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return torch.nn.functional.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def _same_size_groups(images: Any) -> list[tuple[list[int], torch.Tensor]]:
+    """A batch (a tensor, or a list of images of different sizes) as ``(positions, stacked images)`` per size."""
+    if isinstance(images, torch.Tensor):
+        return [(list(range(images.shape[0])), images)]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(tuple(image.shape), []).append(i)
+    return [(idx, torch.stack([images[i] for i in idx])) for idx in groups.values()]
 
 
 @torch.no_grad()
 def evaluate_segmentation(model: nn.Module, loader: Iterable, *, device: torch.device, dist: Optional[DistInfo] = None,
                           amp_dtype: Optional[torch.dtype] = None, progress: bool = False) -> dict[str, float]:
     """mIoU and pixel accuracy over the dataset's confusion matrix, and the pixel-averaged loss, of a
-    segmenter over ``loader`` (``segmentation_collate`` batches), plus ``count`` and ``skipped``."""
+    segmenter over ``loader`` (``segmentation_collate`` batches), plus ``count`` and ``skipped``.
+
+    Each image runs as its transform made it (images of one size share a forward pass; none is padded,
+    so its prediction does not depend on the batch) and its logits are upsampled to its mask's size
+    (the original image's) before the arg-max: VOC's mIoU over original pixels, 255 ignored."""
     dist = dist if dist is not None else DistInfo(device=device)
     model.eval()
     metric: Optional[SegmentationMetric] = None
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, labelled pixels, images, skipped
     for images, masks, skipped in tqdm(loader, desc="eval", disable=not (progress and dist.is_main), leave=False):
         totals[3] += skipped
-        if images.numel() == 0:
+        if len(images) == 0 or images[0].numel() == 0:
             continue
-        images, masks = images.to(device), masks.to(device)
-        with autocast(device, amp_dtype):
-            logits = model(images)
-        logits = logits.float()
-        metric = metric or SegmentationMetric(logits.shape[1], device)
-        metric.update(logits, masks)
-        labelled = (masks != 255).sum()
-        if labelled > 0:
-            totals[0] += segmentation_loss(logits, masks).double() * labelled
-        totals[1] += labelled
-        totals[2] += images.shape[0]
+        for positions, group in _same_size_groups(images):
+            with autocast(device, amp_dtype):
+                group_logits = model(group.to(device))
+            for k, i in enumerate(positions):
+                mask = masks[i].to(device)[None]
+                logits = logits_at(group_logits[k:k + 1].float(), tuple(mask.shape[-2:]))
+                metric = metric or SegmentationMetric(logits.shape[1], device)
+                metric.update(logits, mask)
+                labelled = (mask != 255).sum()
+                if labelled > 0:
+                    totals[0] += segmentation_loss(logits, mask).double() * labelled
+                totals[1] += labelled
+        totals[2] += len(images)
     # NOTE: a process without batches still joins the metric's cross-process sync, with an empty matrix
     metric = metric or SegmentationMetric(max(2, getattr(model, "num_classes", 2)), device)
     all_reduce_sum(totals, dist)
@@ -255,7 +298,8 @@ class DetectionTask(_DenseTask):
 
     name = "detect"
     metric = "map"
-    log_keys = ("map", "map50", "map75")
+    log_keys = COCO_STATS  # the 12 numbers of COCOeval.summarize()
+    plot_keys = ("map", "map50", "map75")
 
     def _transforms(self) -> tuple[DetectionTransform, DetectionTransform]:
         cfg = self.cfg

@@ -20,10 +20,10 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
@@ -32,11 +32,13 @@ from ..models import Checkpoint
 from ..models.weights import CheckpointError, PathLike
 from ..models.run_config import run_config
 from ..dense.data import CocoDetection, detection_collate, segmentation_collate
+from ..dense.data.transforms import rescale_boxes
 from ..dense.training import (
     coco_files,
     detection_eval_transform,
     evaluate_detection,
     evaluate_segmentation,
+    logits_at,
     recipe_eval_size,
     segmentation_dataset,
     segmentation_eval_transform,
@@ -119,10 +121,10 @@ def _text(path: Optional[PathLike]) -> Optional[str]:
 
 
 def _evaluate(loaded: LoadedDense, dataset: Dataset, collate: Callable, evaluate: Callable, *, batch_size: int,
-              workers: int, device: Device, progress: bool) -> dict[str, Any]:
+              workers: int, device: Device, progress: bool, **options: Any) -> dict[str, Any]:
     loader = DataLoader(dataset, batch_sampler=ShardedBatchSampler(len(dataset), batch_size), num_workers=workers,
                         collate_fn=collate)
-    metrics = evaluate(loaded.model, loader, device=_model_device(loaded, device), progress=progress)
+    metrics = evaluate(loaded.model, loader, device=_model_device(loaded, device), progress=progress, **options)
     return {"task": loaded.task, **metrics, "images": len(dataset)}
 
 
@@ -136,18 +138,23 @@ def evaluate_detector(
     workers: int = 2,
     device: Device = None,
     progress: bool = True,
+    save_detections: Optional[PathLike] = None,
 ) -> dict[str, Any]:
-    """Box mAP of a detector on a COCO 2017 root ``data`` (its val2017/ split), or ``images`` with its
-    COCO JSON ``ann``, at its training input size; the categories must be the checkpoint's classes.
+    """The COCO box AP / AR of a detector on a COCO 2017 root ``data`` (its val2017/ split), or ``images``
+    with its COCO JSON ``ann``, at its training input size; the categories must be the checkpoint's classes.
 
-    Returns ``map``, ``map50``, ``map75`` in [0, 1], plus ``count`` (images evaluated), ``skipped``
-    (unreadable), ``images`` (in the set) and ``task``. ``device``: where the batches go (default:
-    the model's device)."""
+    Scored by pycocotools' ``COCOeval`` against the annotation file itself (crowd regions ignored as
+    COCO does, boxes mapped back to each image's pixels, the file's category ids), with the model's
+    post-processing settings (``loaded.model.selection()``). Returns the 12 numbers of
+    ``edgenext.dense.metrics.COCO_STATS`` in [0, 1] (-1: no ground truth in that area range), plus
+    ``count`` (images evaluated), ``skipped`` (unreadable), ``images`` (in the set) and ``task``.
+    ``device``: where the batches go (default: the model's device). ``save_detections``: a file for
+    the detections as a COCO results JSON (for COCOeval or the evaluation server)."""
     images_dir, ann_file = coco_files("val", data=_text(data), images=_text(images), ann=_text(ann))
     dataset = CocoDetection(images_dir, ann_file, transform=detection_eval_transform(loaded.input_size))
     _check_class_names(dataset.class_names, loaded, ann_file)
     return _evaluate(loaded, dataset, detection_collate, evaluate_detection, batch_size=batch_size, workers=workers,
-                     device=device, progress=progress)
+                     device=device, progress=progress, save_detections=_text(save_detections))
 
 
 def evaluate_segmenter(
@@ -156,7 +163,7 @@ def evaluate_segmenter(
     data: Optional[PathLike] = None,
     images: Optional[PathLike] = None,
     masks: Optional[PathLike] = None,
-    eval_size: Optional[int] = None,
+    eval_size: Any = None,
     batch_size: int = 8,
     workers: int = 2,
     device: Device = None,
@@ -164,7 +171,9 @@ def evaluate_segmenter(
 ) -> dict[str, Any]:
     """mIoU of a segmenter on a Pascal VOC root ``data`` (its val split), or ``images`` with class-index
     ``masks``; mask values must be below the checkpoint's class count (255: ignored). ``eval_size``:
-    the short side images are resized to (default: the recipe's, else full size).
+    the short side images are resized to, or an exact ``(height, width)`` (default: the recipe's, else
+    full size). Each image's logits are upsampled to its original size and scored there, so the
+    figure does not depend on ``batch_size``.
 
     Returns ``miou``, ``pixel_acc`` (in [0, 1]) and ``loss``, plus ``count``, ``skipped``, ``images`` and ``task``."""
     size = eval_size if eval_size is not None else recipe_eval_size(loaded.config.get("data_kwargs") or {})
@@ -214,13 +223,24 @@ def _save_mask(mask: torch.Tensor, colors: list[tuple[int, int, int]], path: Pat
     image.save(path)
 
 
+def detect_pixels(loaded: LoadedDense, pixels: torch.Tensor, device: Device = None) -> dict[str, torch.Tensor]:
+    """The detections of one uint8 ``(3, H, W)`` image, boxes in its own pixels: ``eval``'s preprocessing
+    (``detection_eval_transform``: the resize to the input size), the model, and the boxes mapped back
+    as ``eval`` maps them before scoring."""
+    transform = detection_eval_transform(loaded.input_size)
+    empty = {"boxes": tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=tuple(pixels.shape[-2:])),
+             "labels": torch.zeros(0, dtype=torch.int64)}
+    image, _ = transform(tv_tensors.Image(pixels), empty)
+    found = loaded.model([image.to(_model_device(loaded, device))])[0]
+    boxes = rescale_boxes(found["boxes"].float().cpu(), tuple(image.shape[-2:]), tuple(pixels.shape[-2:]))
+    return {"boxes": boxes, "scores": found["scores"].float().cpu(), "labels": found["labels"].cpu()}
+
+
 def _detect(loaded: LoadedDense, pixels: torch.Tensor, score_thresh: float, colors: list[tuple[int, int, int]],
             device: torch.device) -> tuple[dict[str, Any], torch.Tensor]:
-    # the detector resizes to its input size itself and returns boxes in the given image's pixels
-    image = v2.functional.to_dtype(pixels, torch.float32, scale=True)
-    found = loaded.model([image.to(device)])[0]
+    found = detect_pixels(loaded, pixels, device)
     keep = found["scores"] >= score_thresh
-    boxes, scores, labels = found["boxes"][keep].cpu(), found["scores"][keep].cpu(), found["labels"][keep].cpu()
+    boxes, scores, labels = found["boxes"][keep], found["scores"][keep], found["labels"][keep]
     names = [loaded.class_names[int(i)] for i in labels]
     detections = [{"label": name, "index": int(i), "score": float(s), "box": [float(v) for v in b]}
                   for name, i, s, b in zip(names, labels, scores, boxes)]
@@ -232,16 +252,21 @@ def _detect(loaded: LoadedDense, pixels: torch.Tensor, score_thresh: float, colo
     return {"detections": detections}, picture
 
 
-def _segment(loaded: LoadedDense, pixels: torch.Tensor, size: Optional[int], colors: list[tuple[int, int, int]],
+def segment_pixels(loaded: LoadedDense, pixels: torch.Tensor, eval_size: Any = None,
+                   device: Device = None) -> torch.Tensor:
+    """The class logits ``(1, C, H, W)`` of one uint8 ``(3, H, W)`` image at its own size: ``eval``'s
+    preprocessing (``segmentation_eval_transform``), the model, and the logits upsampled to the
+    original pixels as ``eval`` upsamples them before scoring."""
+    transform = segmentation_eval_transform(loaded.input_size, eval_size)
+    image, _ = transform(tv_tensors.Image(pixels), torch.zeros(pixels.shape[-2:], dtype=torch.int64))
+    logits = loaded.model(image[None].to(_model_device(loaded, device))).float()
+    return logits_at(logits, tuple(pixels.shape[-2:]))
+
+
+def _segment(loaded: LoadedDense, pixels: torch.Tensor, size: Any, colors: list[tuple[int, int, int]],
              device: torch.device) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
     height, width = pixels.shape[-2:]
-    # the evaluation transform's steps: resize the uint8 image (short side), then scale to [0, 1]
-    x = pixels if size is None else v2.functional.resize(pixels, size, antialias=True)
-    x = v2.functional.to_dtype(x, torch.float32, scale=True)
-    logits = loaded.model(x.unsqueeze(0).to(device)).float()
-    if tuple(logits.shape[-2:]) != (height, width):
-        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-    mask = logits.argmax(dim=1)[0].cpu()  # (H, W) class indices in the original image's pixels
+    mask = segment_pixels(loaded, pixels, size, device).argmax(dim=1)[0].cpu()  # (H, W) in the image's pixels
     counts = torch.bincount(mask.flatten(), minlength=loaded.num_classes)
     present = [int(i) for i in torch.nonzero(counts).flatten()]
     classes = [{"label": loaded.class_names[i], "index": i, "pixels": int(counts[i]),
@@ -291,8 +316,8 @@ def predict_detections(
 ) -> list[dict[str, Any]]:
     """Each image's detections, drawn into ``<stem>_boxes.jpg`` under ``output_dir``.
 
-    Images of any size: the detector resizes them to its input size and its boxes come back in the
-    original image's pixels. Per image the entry holds ``image``, ``width``, ``height``,
+    Images of any size, preprocessed as ``eval`` does (``detect_pixels``): the same image gives the
+    same boxes in both, in the original image's pixels. Per image the entry holds ``image``, ``width``, ``height``,
     ``detections`` (``label``, ``index``, ``score`` >= ``score_thresh``, ``box`` x1 y1 x2 y2) and
     ``picture``; an unreadable image gives an ``error`` entry instead. ``device``: where the
     images go (default: the model's device).
@@ -314,14 +339,14 @@ def predict_masks(
     paths: Sequence[PathLike],
     *,
     output_dir: PathLike,
-    eval_size: Optional[int] = None,
+    eval_size: Any = None,
     device: Device = None,
 ) -> list[dict[str, Any]]:
     """Each image's class mask, written as a palette PNG ``<stem>_mask.png`` and overlaid in
     ``<stem>_overlay.jpg`` under ``output_dir``.
 
-    The segmenter sees each image with its short side resized to ``eval_size`` (default: the
-    recipe's, else full size) and its mask comes back in the original image's pixels. Per image
+    The segmenter sees each image as ``eval`` does (``segment_pixels``: resized to ``eval_size``, default
+    the recipe's, else full size) and its mask comes back in the original image's pixels. Per image
     the entry holds ``image``, ``width``, ``height``, ``classes`` (pixel count and fraction of each
     class present), ``mask`` and ``picture``; an unreadable image gives an ``error`` entry instead.
     """

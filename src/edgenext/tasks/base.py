@@ -95,6 +95,10 @@ class TaskSpec(abc.ABC):
         raise ValueError(f"--task {self.name} has no bench")
 
 
+#: eval / predict options only a detector takes (its post-processing; eval's results file)
+DETECTION_ONLY = ("min_score", "nms_iou", "per_class", "max_per_image", "save_detections")
+
+
 def refuse_options(opts: Any, names: Sequence[str], why: str) -> None:
     """ValueError naming the options among ``names`` that ``opts`` sets (not None / False), with ``why``."""
     given = [f"--{n.replace('_', '-')}" for n in names if getattr(opts, n, None) not in (None, False)]

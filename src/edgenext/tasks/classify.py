@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..device import resolve_device
-from .base import TaskSpec, refuse_options
+from .base import DETECTION_ONLY, TaskSpec, refuse_options
 from .registry import register_task
 
 if TYPE_CHECKING:
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 DEFAULT_INPUT_SIZE = 256
 EVAL_BATCH = 64
 #: options of the dense tasks' eval / predict, refused here with a hint
-_DENSE_EVAL_OPTIONS = ("val_images", "val_ann", "val_masks")
-_DENSE_PREDICT_OPTIONS = ("output", "score_thresh")
+_DENSE_EVAL_OPTIONS = ("val_images", "val_ann", "val_masks", *DETECTION_ONLY)
+_DENSE_PREDICT_OPTIONS = ("output", "score_thresh", *DETECTION_ONLY)
 _NOT_HERE = ("for --task detect / segment; this is a classification run (give --task, or a checkpoint of "
              "edgenext train --task detect|segment as --weights)")
 

@@ -13,6 +13,23 @@ from .registry import register_task
 
 SCORE_THRESH = 0.3  # lowest score predict draws and lists
 LISTED = 10  # detections named per image on the console (all are drawn and in --json)
+#: eval / predict options -> the detector's post-processing attributes (``SSDLite.selection()``)
+_POSTPROCESSING = {"min_score": "score_thresh", "nms_iou": "nms_thresh", "per_class": "detections_per_class",
+                   "max_per_image": "detections_per_img"}
+
+
+def _apply_postprocessing(model: nn.Module, opts: Any) -> None:
+    """The post-processing options given on the command line, set on the loaded detector."""
+    for option, attribute in _POSTPROCESSING.items():
+        value = getattr(opts, option, None)
+        if value is None:
+            continue
+        flag = f"--{option.replace('_', '-')}"
+        if option in ("min_score", "nms_iou") and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{flag} {value}: give a value in [0, 1]")
+        if option in ("per_class", "max_per_image") and value < 0:
+            raise ValueError(f"{flag} {value}: give a count >= 0 (0: no cap)")
+        setattr(model, attribute, value)
 
 
 @register_task
@@ -60,20 +77,26 @@ class Detection(DenseTask):
         loaded, _, device = self._loaded(opts, checkpoint)
         if opts.val_masks is not None:
             raise ValueError("--val-masks is for segmentation; a detector is evaluated on COCO annotations (--val-ann)")
+        _apply_postprocessing(loaded.model, opts)
         metrics = evaluate_detector(loaded, data=opts.data, images=opts.val_images, ann=opts.val_ann,
-                                    batch_size=opts.batch_size or EVAL_BATCH, workers=opts.workers, device=device)
-        return {**metrics, "input_size": loaded.input_size}
+                                    batch_size=opts.batch_size or EVAL_BATCH, workers=opts.workers, device=device,
+                                    save_detections=getattr(opts, "save_detections", None))
+        return {**metrics, "input_size": loaded.input_size, "postprocessing": loaded.model.selection()}
 
     def eval_summary(self, metrics: dict[str, Any]) -> str:
+        from ..dense.metrics import COCO_STATS
+
         skipped = f", {metrics['skipped']} unreadable skipped" if metrics["skipped"] else ""
-        return (f"box mAP {metrics['map']:.3f} mAP@0.5 {metrics['map50']:.3f} mAP@0.75 {metrics['map75']:.3f} "
-                f"({metrics['count']} images at {metrics['input_size']} px{skipped})")
+        names = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+        table = " ".join(f"{n} {metrics[k]:.3f}" for n, k in zip(names, COCO_STATS))
+        return f"COCO box {table} ({metrics['count']} images at {metrics['input_size']} px{skipped})"
 
     def predict(self, opts: Any, checkpoint) -> list[dict[str, Any]]:
         from ..inference.dense import predict_detections
 
         self._check_predict(opts)
         loaded, _, device = self._loaded(opts, checkpoint)
+        _apply_postprocessing(loaded.model, opts)
         thresh = SCORE_THRESH if opts.score_thresh is None else opts.score_thresh
         return predict_detections(loaded, opts.images, output_dir=opts.output, score_thresh=thresh, device=device)
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..dense.constants import SEGMENTATION_INPUT_SIZE, VOC_NUM_CLASSES
 from ..models.edgenext import InputSize, input_hw
+from .base import DETECTION_ONLY, refuse_options
 from .dense_base import EVAL_BATCH, DenseTask
 from .registry import register_task
 
@@ -56,6 +57,7 @@ class Segmentation(DenseTask):
     def evaluate(self, opts: Any, checkpoint) -> dict[str, Any]:
         from ..inference.dense import evaluate_segmenter
 
+        refuse_options(opts, DETECTION_ONLY, "for detection; a segmenter has no boxes to post-process")
         loaded, eval_size, device = self._loaded(opts, checkpoint)
         if opts.val_ann is not None:
             raise ValueError("--val-ann (COCO annotations) is for detection; a segmenter is evaluated on masks "
@@ -73,8 +75,7 @@ class Segmentation(DenseTask):
         from ..inference.dense import predict_masks
 
         self._check_predict(opts)
-        if opts.score_thresh is not None:
-            raise ValueError("--score-thresh is for detection")
+        refuse_options(opts, ("score_thresh", *DETECTION_ONLY), "for detection; a segmenter has no boxes to post-process")
         loaded, eval_size, device = self._loaded(opts, checkpoint)
         return predict_masks(loaded, opts.images, output_dir=opts.output, eval_size=eval_size, device=device)
 

@@ -181,7 +181,7 @@ def _fit(cfg: TrainConfig, task: TrainingTask, info: DistInfo) -> FitResult:
     else:
         seed_all(cfg.seed + info.rank)  # distinct augmentation / drop-path streams per process
     logger = RunLogger(out, enabled=info.is_main, tensorboard=cfg.tensorboard, plot=cfg.plot,
-                       metric_keys=tuple(k for k in task.log_keys if k != "loss"))
+                       metric_keys=task.plot_keys or tuple(k for k in task.log_keys if k != "loss"))
     logger.truncate(start_epoch)
     if info.is_main:
         log.info("%s %s: %d classes, %d train / %d val images, global batch %d, lr %.3g, %d epochs, device %s x%d",

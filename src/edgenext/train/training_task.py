@@ -43,6 +43,7 @@ class TrainingTask(abc.ABC):
     name: ClassVar[str]
     metric: ClassVar[str]  # the key of evaluate()'s dict that selects best.pth (higher is better)
     log_keys: ClassVar[tuple[str, ...]]  # evaluate()'s keys written to log.jsonl / TensorBoard / curves
+    plot_keys: ClassVar[Optional[tuple[str, ...]]] = None  # the ones curves.png draws (None: log_keys but loss)
     percent: ClassVar[bool] = False  # whether the metrics are percentages (for the log line)
     drop_last: ClassVar[bool] = False  # drop the last, incomplete training batch (BatchNorm heads fail on one image)
     #: what a run folder's default name says of the task after the model (runs/<model><run_tag>-<data>-<time>)

@@ -3,19 +3,23 @@
 Conventions (torchvision's detection models): category ids, however sparse, become the
 contiguous labels 1..K in ascending id order, label 0 is the background, and
 ``label_to_category_id`` maps predictions back for a COCO results file. Crowd annotations are
-left out of the targets, as COCO's training does; images without annotations are kept with
-empty targets. Boxes are converted from xywh to xyxy pixels and clipped to the image; boxes
+left out of the targets, as COCO's training (and ml-cvnets') does; evaluation scores against
+the file's own annotations instead (``ground_truth()``: crowd regions kept, as COCOeval ignores
+detections on them); images without annotations are kept with empty targets. Boxes are converted from xywh to xyxy pixels and clipped to the image; boxes
 that end up empty are dropped. Every such decision is counted in ``stats``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
 import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -75,6 +79,17 @@ def _read_json(ann_file: Path) -> dict:
     return data
 
 
+def coco_ground_truth(dataset: Mapping[str, Any]):
+    """A pycocotools ``COCO`` index over an annotation dict (what ``COCO(file)`` builds from a file)."""
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = copy.deepcopy(dict(dataset))
+        coco.createIndex()
+    return coco
+
+
 class CocoDetection(Dataset):
     """Images and boxes from a COCO-format annotation file.
 
@@ -110,6 +125,7 @@ class CocoDetection(Dataset):
         if not self.images_dir.is_dir():
             raise ValueError(f"{self.images_dir}: image folder not found (for {self.ann_file.name})")
         self.transform = transform
+        self._ground_truth = None
         data = _read_json(self.ann_file)
         self._read_categories(data["categories"])
         self.stats = dict(images=0, annotations=0, boxes=0, crowd=0, clipped=0, empty_dropped=0,
@@ -192,6 +208,25 @@ class CocoDetection(Dataset):
         if box != [x, y, x + w, y + h]:
             self.stats["clipped"] += 1
         return box
+
+    def ground_truth(self):
+        """The annotation file as pycocotools' ``COCO`` index, for ``COCOeval``: every annotation, crowd
+        ones included, in the image's original pixels. An annotation without ``area`` gets its box's
+        (COCOeval needs one for the area ranges), one without ``iscrowd`` counts as not crowd."""
+        if self._ground_truth is None:
+            data = _read_json(self.ann_file)
+            annotations = []
+            for ann in data.get("annotations", []):
+                ann = dict(ann)
+                ann.setdefault("area", float(ann["bbox"][2]) * float(ann["bbox"][3]))
+                ann.setdefault("iscrowd", 0)
+                annotations.append(ann)
+            self._ground_truth = coco_ground_truth({**data, "annotations": annotations})
+        return self._ground_truth
+
+    def __getstate__(self) -> dict:
+        # NOTE: loader workers get the dataset pickled; the evaluation index stays in the main process
+        return {**self.__dict__, "_ground_truth": None}
 
     def summary(self) -> str:
         """One line for the log: what was read and what was left out."""

@@ -1,10 +1,10 @@
 """Collate functions for detection and segmentation batches.
 
 Both return the ``(inputs, targets, skipped)`` triple of ``edgenext.data.SkipCounter``:
-``SkippedSample`` entries (unreadable images) are dropped and counted. Images of different
-sizes (evaluation at full size, or a dataset used without a transform) are padded at the
-bottom and right to the largest in the batch, which leaves box coordinates valid; masks are
-padded with the ignore index so the padding never counts in the loss or the metrics.
+``SkippedSample`` entries (unreadable images) are dropped and counted. Detection images of
+different sizes (a dataset used without a transform) are padded at the bottom and right to the
+largest in the batch, which leaves box coordinates valid; segmentation images and masks of
+different sizes (evaluation at each image's own size) stay a list, unpadded.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from ...data.datasets import SkippedSample
-from .transforms import IGNORE_INDEX
 
 
 def _as_float_image(image: Any) -> torch.Tensor:
@@ -63,18 +62,24 @@ def detection_collate(batch: Sequence[tuple[Any, Any]]) -> tuple[torch.Tensor, l
     return images, targets, skipped
 
 
-def segmentation_collate(batch: Sequence[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.Tensor, int]:
+def segmentation_collate(batch: Sequence[tuple[Any, Any]]) -> tuple[Any, Any, int]:
     """``[(image, mask), ...]`` -> ``(images [N, 3, H, W] float, masks [N, H, W] int64, skipped)``.
 
-    All samples skipped: ``images`` is ``[0, 3, 0, 0]`` and ``masks`` ``[0, 0, 0]``.
+    Images (masks) of different sizes come as a list of ``[3, H, W]`` (``[H, W]``) tensors instead,
+    unpadded: the evaluation sees each image as it is and scores each mask at its own size (training
+    crops are all one size). All samples skipped: ``images`` is ``[0, 3, 0, 0]`` and ``masks`` ``[0, 0, 0]``.
     """
     good = [(x, m) for x, m in batch if not isinstance(x, SkippedSample)]
     skipped = len(batch) - len(good)
     if not good:
         return torch.empty(0, 3, 0, 0), torch.empty(0, 0, 0, dtype=torch.int64), skipped
-    images = _stack_padded([_as_float_image(x) for x, _ in good], 0.0)
+    images = [_as_float_image(x) for x, _ in good]
     masks = [torch.as_tensor(_mask_array(m)).as_subclass(torch.Tensor).to(torch.int64) for _, m in good]
-    return images, _stack_padded(masks, IGNORE_INDEX), skipped
+    return _stack_if_equal(images), _stack_if_equal(masks), skipped
+
+
+def _stack_if_equal(tensors: list[torch.Tensor]) -> Any:
+    return torch.stack(tensors) if len({tuple(t.shape) for t in tensors}) == 1 else tensors
 
 
 def _mask_array(mask: Any) -> Any:
