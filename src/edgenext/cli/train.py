@@ -52,7 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "bf16 (elsewhere fp32, and the log says why)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None, help="no progress bars")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config key (YAML value), e.g. --set drop_path=0.1 --set scales=[128,160]")
+                   help="any config key (YAML value), e.g. --set drop_path=0.1 --set scales=[128,160]; "
+                   "segment: --set coco_supplement=COCO2017_DIR adds COCO's train images of VOC's 20 classes, "
+                   "--set data_kwargs={sbd: true} requires SBD's masks; --set backbone_weights=null trains "
+                   "without ImageNet weights (detect / segment, e.g. offline)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
 

@@ -23,12 +23,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..models import get_variant
-from ..models.weights import read_checkpoint
+from ..models import Checkpoint, get_variant, read_weights
+from ..models.weights import CheckpointError, WeightsDownloadError, read_checkpoint
 from ..train.config import DIGITS, TrainConfig
 from ..train.distributed import DistInfo, all_reduce_sum
 from ..train.engine import autocast
-from ..train.training_task import TrainingTask, TaskData, check_weight_files, move_to_device
+from ..train.training_task import TrainingTask, TaskData, check_weight_files, move_to_device, refuse_keys
+from .constants import PAPER_DEEPLABV3, VOC_NUM_CLASSES
 from .data import (
     CocoDetection,
     DetectionTransform,
@@ -41,6 +42,8 @@ from .data import (
     find_coco2017,
     segmentation_collate,
 )
+from .data.coco_voc import CocoVOCSegmentation
+from .data.segmentation import VOC_CLASSES, ConcatSegmentation, SbdSetting
 from .data.transforms import check_eval_size
 from .deeplabv3 import deeplabv3, segmentation_loss
 from .metrics import COCO_STATS, DetectionMetric, SegmentationMetric
@@ -135,11 +138,12 @@ def segmentation_dataset(
     masks: Optional[str] = None,
     num_classes: Optional[int] = None,
     class_names: Optional[list[str]] = None,
-    sbd: bool = False,
+    sbd: SbdSetting = False,
 ) -> MaskDataset:
     """One split of a paired layout (``images`` + ``masks`` folders) or of the VOC layout under ``data``.
 
-    ``sbd`` adds SBD's masks to VOC's train split. ``num_classes`` None: inferred from the masks.
+    ``sbd`` adds SBD's masks to VOC's train split (True, or "auto": when present). ``num_classes`` None:
+    inferred from the masks.
     """
     if images or masks:
         if not (images and masks):
@@ -254,17 +258,43 @@ def evaluate_segmentation(model: nn.Module, loader: Iterable, *, device: torch.d
 
 
 class _DenseTask(TrainingTask):
-    """What detection and segmentation share: backbone checks, fine-tuning, the head's lr factor."""
+    """What detection and segmentation share: backbone checks and weights, fine-tuning, the head's lr factor."""
 
     drop_last = True  # ASPP's image pooling and SSD's last levels are 1x1 maps: BatchNorm needs two images
+    takes_coco_supplement = False  # whether it reads cfg.coco_supplement
+    _backbone: Optional[Checkpoint] = None  # what fetch_weights read, until the model is built
 
     def check(self) -> None:
         cfg = self.cfg
         get_variant(cfg.model)
-        _check_paths(cfg, ("train_dir", "val_dir", "train_ann", "val_ann", "train_masks", "val_masks"))
+        _check_paths(cfg, ("train_dir", "val_dir", "train_ann", "val_ann", "train_masks", "val_masks",
+                           "coco_supplement"))
         if not _is_digits(cfg) and cfg.train_dir is None:
             _check_paths(cfg, ("data",))
         check_weight_files(cfg, ("finetune", "backbone_weights"))
+        if not self.takes_coco_supplement:
+            refuse_keys(cfg, ("coco_supplement",), f"COCO images added to a VOC segmentation training set: a setting "
+                        f"of --task segment, which --task {self.name} does not read")
+        elif _is_digits(cfg):
+            refuse_keys(cfg, ("coco_supplement",), "it adds VOC-class images, and the digit scenes have their own "
+                        "classes; give --data a VOC folder (or --train-images / --train-masks of VOC classes)")
+
+    def fetch_weights(self) -> None:
+        source = backbone_weights(self.cfg)
+        if source is None:
+            return
+        try:
+            self._backbone = read_weights(source)
+        except (WeightsDownloadError, CheckpointError) as err:
+            raise type(err)(f"backbone_weights={self.cfg.backbone_weights}: {err}. For edgenext train: --set "
+                            "backbone_weights=FILE with the file, or --set backbone_weights=null to train without "
+                            "ImageNet weights (from scratch, far below the paper's figures)") from None
+
+    def _backbone_weights(self) -> Any:
+        """The backbone's weights for building the model: what ``fetch_weights`` read (handed over once), else
+        the config's file / URL / hub name."""
+        fetched, self._backbone = self._backbone, None
+        return fetched if fetched is not None else backbone_weights(self.cfg)
 
     def _finish_model(self, model: nn.Module, load: bool) -> nn.Module:
         if load and self.cfg.finetune:
@@ -331,7 +361,7 @@ class DetectionTask(_DenseTask):
     def build_model(self, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
         cfg = self.cfg
         options = {"drop_path_rate": cfg.drop_path, **cfg.task_kwargs}
-        model = ssdlite(cfg.model, num_classes, backbone_weights=backbone_weights(cfg) if load_finetune else None,
+        model = ssdlite(cfg.model, num_classes, backbone_weights=self._backbone_weights() if load_finetune else None,
                         image_size=cfg.input_size, **options)
         return self._finish_model(model, load_finetune)
 
@@ -363,6 +393,7 @@ class SegmentationTask(_DenseTask):
     name = "segment"
     metric = "miou"
     log_keys = ("miou", "pixel_acc", "loss")
+    takes_coco_supplement = True
 
     def _transforms(self) -> tuple[SegmentationTransform, SegmentationTransform]:
         cfg = self.cfg
@@ -383,20 +414,27 @@ class SegmentationTask(_DenseTask):
             if (cfg.train_masks or cfg.val_masks) and not all(four):
                 raise ValueError("a paired layout needs all four of --train-images, --train-masks, --val-images, --val-masks")
             paired = bool(cfg.train_masks)
-            sbd = bool(cfg.data_kwargs.get("sbd", False))
+            num_classes, names = supplement_classes(cfg.num_classes) if cfg.coco_supplement else (cfg.num_classes, None)
             train = segmentation_dataset("train", train_tf, data=cfg.data, images=cfg.train_dir if paired else None,
-                                         masks=cfg.train_masks, num_classes=cfg.num_classes, sbd=sbd)
+                                         masks=cfg.train_masks, num_classes=num_classes,
+                                         class_names=names if paired else None, sbd=cfg.data_kwargs.get("sbd", False))
             val = segmentation_dataset("val", val_tf, data=cfg.data, images=cfg.val_dir if paired else None,
                                        masks=cfg.val_masks, num_classes=train.num_classes,
                                        class_names=train.class_names if paired else None)
             found, source = train.num_classes, train.num_classes_source
             info = {"train data": f"{len(train)} image/mask pairs ({train.stats})", "val data": f"{len(val)} pairs"}
+            if getattr(train, "sbd_found", None) is False:
+                info["sbd"] = sbd_absent(train.root, len(train))
+            if cfg.coco_supplement:
+                coco = CocoVOCSegmentation(cfg.coco_supplement, transform=train_tf)
+                train, info["coco supplement"] = ConcatSegmentation([train, coco]), coco.summary()
+                source = "VOC's 20 + background, the classes coco_supplement renders COCO's masks in"
         return self._task_data(train, val, found, source, segmentation_collate, info)
 
     def build_model(self, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
         cfg = self.cfg
         options = {"drop_path_rate": cfg.drop_path, **cfg.task_kwargs}
-        model = deeplabv3(cfg.model, num_classes, backbone_weights=backbone_weights(cfg) if load_finetune else None,
+        model = deeplabv3(cfg.model, num_classes, backbone_weights=self._backbone_weights() if load_finetune else None,
                           **options)
         return self._finish_model(model, load_finetune)
 
@@ -415,3 +453,19 @@ class SegmentationTask(_DenseTask):
         ema = f" (EMA {record['ema_val_miou']:.3f})" if "ema_val_miou" in record else ""
         return f"val mIoU {record['val_miou']:.3f}{ema}, pixel acc {record['val_pixel_acc']:.3f}, val loss {record['val_loss']:.4f}"
 
+
+def supplement_classes(num_classes: Optional[int]) -> tuple[int, list[str]]:
+    """The class count and names of a segmentation training set with the COCO supplement: VOC's, which its
+    masks are rendered in."""
+    if num_classes not in (None, VOC_NUM_CLASSES):
+        raise ValueError(f"num_classes={num_classes}, but coco_supplement renders COCO's masks in VOC's "
+                         f"{VOC_NUM_CLASSES} classes; leave num_classes unset (or {VOC_NUM_CLASSES})")
+    return VOC_NUM_CLASSES, list(VOC_CLASSES)
+
+
+def sbd_absent(voc_root: Path, count: int) -> str:
+    """The log's line when ``sbd: auto`` found no SBD masks."""
+    miou = PAPER_DEEPLABV3["edgenext_small"]["miou"]
+    return (f"absent (no {voc_root / 'SegmentationClassAug'}), training on VOC's own {count} masks; the paper's "
+            f"{miou} mIoU needs SBD's masks there (the 10,582-image train_aug set) and the COCO supplement "
+            "(--set coco_supplement=COCO2017_DIR)")

@@ -26,7 +26,7 @@ from .config import DIGITS, TrainConfig
 from .distill import DistillationLoss
 from .distributed import DistInfo
 from .engine import evaluate
-from .training_task import TrainingTask, TaskData, check_weight_files, move_to_device
+from .training_task import TrainingTask, TaskData, check_weight_files, move_to_device, refuse_keys
 
 
 class ClassificationTask(TrainingTask):
@@ -49,6 +49,8 @@ class ClassificationTask(TrainingTask):
         if not (cfg.data == DIGITS and not cfg.train_dir):
             data_folders(cfg)
         check_weight_files(cfg, ("finetune", "teacher_weights"))
+        refuse_keys(cfg, ("coco_supplement",), "COCO images added to a VOC segmentation training set: a setting "
+                    "of --task segment, which classification does not read")
         if cfg.teacher:
             get_variant(cfg.teacher)
 

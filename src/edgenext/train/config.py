@@ -54,6 +54,8 @@ class TrainConfig:
     val_ann: Optional[str] = None
     train_masks: Optional[str] = None  # segment: class-index PNG folders paired with train_dir / val_dir
     val_masks: Optional[str] = None
+    # segment: a COCO 2017 folder whose train images of VOC's 20 classes join the training set (ml-cvnets' VOC recipe)
+    coco_supplement: Optional[str] = None
     data_kwargs: dict = field(default_factory=dict)  # options of the task's data (digit scenes' canvas, ...)
     digits_size: int = 64
     digits_val_fraction: float = 0.2
@@ -189,6 +191,7 @@ _OPTIONAL_TYPES = {  # fields whose default is None, and what they hold when set
     "finetune": str, "train_dir": str, "val_dir": str, "train_ann": str, "val_ann": str, "train_masks": str,
     "val_masks": str, "train_limit": int, "val_limit": int, "threads": int, "rand_augment": str, "lr": float,
     "clip_grad": float, "teacher": str, "backbone_weights": str, "teacher_weights": str, "output": str, "num_classes": int, "warmup_steps": int,
+    "coco_supplement": str,
 }
 
 

@@ -20,8 +20,9 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
+from ..hardware import cores
 from ..models.weights import CheckpointError
-from .setup import amp_settings, build_eval_loader, build_train_loader, compile_choice, prepare_for_speed
+from .setup import amp_settings, build_eval_loader, build_train_loader, compile_choice, loader_workers, prepare_for_speed
 from .checkpoint import (
     BEST,
     LAST,
@@ -137,7 +138,7 @@ def fit(cfg: TrainConfig, task: TrainingTask) -> FitResult:
     threads = torch.get_num_threads()
     try:
         if info.device.type == "cpu":
-            torch.set_num_threads(cpu_threads(cfg.threads, cfg.workers))
+            torch.set_num_threads(cpu_threads(cfg.threads, loader_workers(cfg.workers)))
         return _fit(cfg, task, info)
     finally:
         torch.set_num_threads(threads)
@@ -155,8 +156,7 @@ def cpu_threads(requested: Optional[int], workers: int) -> int:
         return requested
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - workers)
+    return max(1, cores() - workers)
 
 
 def _fit(cfg: TrainConfig, task: TrainingTask, info: DistInfo) -> FitResult:
@@ -164,12 +164,17 @@ def _fit(cfg: TrainConfig, task: TrainingTask, info: DistInfo) -> FitResult:
     data = task.build_data()  # before the run folder exists: bad data leaves nothing behind
     class_names = data.class_names
     out, ckpt_path = broadcast_object(resolve_output(cfg, task) if info.is_main else None, info)
+    if ckpt_path is None:
+        task.fetch_weights()  # downloads, so offline it fails here, while the run folder does not exist yet
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         log.info("run folder: %s%s", out, f" (resuming from {ckpt_path})" if ckpt_path else "")
         for key, value in data.info.items():
             log.info("%s: %s", key, value)
+        if loader_workers(cfg.workers) < cfg.workers:
+            log.info("workers: %d (the config's %d, capped at the CPUs this process may use: %d)",
+                     loader_workers(cfg.workers), cfg.workers, cores())
     state = load_training_checkpoint(ckpt_path) if ckpt_path else None
     if state is not None and list(state.get("class_names", class_names)) != class_names:
         raise CheckpointError(f"{ckpt_path}: trained on other classes than the data now given; use --finetune to start from it")

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import MultiScaleBatchSampler, ShardedBatchSampler, SkipCounter
-from ..hardware import native_bf16
+from ..hardware import cores, native_bf16
 from .config import TrainConfig
 from .distributed import DistInfo
 
@@ -34,7 +34,7 @@ def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, co
     # NOTE: no persistent workers: each epoch's workers take their seeds from the (checkpointed)
     # torch RNG, which is what makes a resumed run repeat the augmentations exactly.
     loader = DataLoader(
-        dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=collate or SkipCounter(),
+        dataset, batch_sampler=sampler, num_workers=loader_workers(cfg.workers), collate_fn=collate or SkipCounter(),
         pin_memory=info.device.type == "cuda",
     )
     return loader, sampler
@@ -42,8 +42,14 @@ def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, co
 
 def build_eval_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, collate: Optional[Callable] = None) -> DataLoader:
     sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, rank=info.rank, world_size=info.world_size)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, collate_fn=collate or SkipCounter(),
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=loader_workers(cfg.workers), collate_fn=collate or SkipCounter(),
                       pin_memory=info.device.type == "cuda")
+
+
+def loader_workers(requested: int) -> int:
+    """Data-loading processes for ``requested``: at most the CPUs this process may run on (torch warns above
+    that, and workers beyond the cores only take turns on them)."""
+    return min(requested, cores())
 
 
 def amp_settings(cfg: TrainConfig, device: torch.device) -> tuple[Optional[torch.dtype], Optional[torch.amp.GradScaler]]:

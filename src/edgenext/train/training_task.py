@@ -55,6 +55,10 @@ class TrainingTask(abc.ABC):
     def check(self) -> None:
         """Everything that can be checked before the run writes anything (model name, data paths...)."""
 
+    def fetch_weights(self) -> None:
+        """Download (or find in the cache) the pretrained weights a fresh run starts from; the runner calls it
+        before the run writes anything, so a machine without network fails with nothing left behind."""
+
     @abc.abstractmethod
     def build_data(self) -> TaskData:
         """The training and validation sets, the class names and the collate function."""
@@ -118,6 +122,14 @@ def check_weight_files(cfg: TrainConfig, keys: Iterable[str]) -> None:
         remote = "://" in str(value) or str(value).startswith("hf-hub:") or value == "pretrained"
         if value and not remote and not Path(value).is_file():
             raise ValueError(f"{key}={value}: no such file")
+
+
+def refuse_keys(cfg: TrainConfig, keys: Iterable[str], why: str) -> None:
+    """ValueError naming the config keys among ``keys`` that ``cfg`` sets (not None), with ``why``: what a task
+    that does not read a key says instead of ignoring it."""
+    given = [f"{key}={getattr(cfg, key)}" for key in keys if getattr(cfg, key) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: {why}")
 
 
 def move_to_device(obj: Any, device: torch.device) -> Any:

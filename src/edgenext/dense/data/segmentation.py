@@ -1,5 +1,5 @@
-"""Semantic segmentation datasets: the Pascal VOC layout (optionally with SBD's extra masks)
-and a plain folder of images beside a folder of masks.
+"""Semantic segmentation datasets: the Pascal VOC layout (optionally with SBD's extra masks),
+a plain folder of images beside a folder of masks, and several of them read as one.
 
 Masks are single-channel images of class indices: VOC's palette PNGs (their pixel values are
 the palette indices), grayscale or 16-bit PNGs. 255 marks pixels to ignore (VOC's object
@@ -9,6 +9,7 @@ borders). ``num_classes`` is the caller's, or else 1 + the largest index found i
 
 from __future__ import annotations
 
+import bisect
 import os
 import warnings
 from pathlib import Path
@@ -25,6 +26,9 @@ from ...data.datasets import SkippedSample, load_image
 from .transforms import IGNORE_INDEX, Index, apply_transform, split_index
 
 PathLike = Union[str, os.PathLike]
+
+#: What ``sbd`` takes: True (SBD's masks required), False (not read) or "auto" (read when present).
+SbdSetting = Union[bool, str]
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -128,7 +132,7 @@ class MaskDataset(Dataset):
         except _BAD_FILE_ERRORS as err:
             return self._skip(image_path, f"{type(err).__name__}: {err}")
         try:
-            mask = read_mask(mask_path)
+            mask = self._load_mask(i)
         except MaskFormatError:
             raise  # a readable mask in the wrong format: the user must fix it, skipping would hide it
         except _BAD_FILE_ERRORS as err:
@@ -145,6 +149,10 @@ class MaskDataset(Dataset):
                 f"(num_classes={self.num_classes}, {IGNORE_INDEX} = ignore); raise num_classes or fix the mask"
             )
         return apply_transform(self.transform, image, tv_tensors.Mask(torch.from_numpy(mask)), size)
+
+    def _load_mask(self, i: int) -> np.ndarray:
+        """Sample ``i``'s class indices, int64 ``[H, W]``: its mask file, unless a layout renders them."""
+        return read_mask(self.samples[i][1])
 
     def _skip(self, path: Path, reason: str) -> tuple[SkippedSample, Any]:
         warnings.warn(f"skipping sample {path} ({reason})", stacklevel=3)
@@ -175,9 +183,11 @@ class VOCSegmentation(MaskDataset):
     ``sbd=True`` adds SBD's extra training masks (the 10,582-image "train_aug" set of DeepLab)
     to the ``train`` split, in the converted-PNG form: ``SegmentationClassAug/<id>.png`` index
     masks beside ``SegmentationClass/``, with the ids from ``ImageSets/Segmentation/train_aug.txt``
-    if present, else every mask in ``SegmentationClassAug/``. SBD's original ``cls/*.mat`` files
-    are not read: convert them to PNG first. Validation ids are always excluded from training.
-    Other splits are unaffected by ``sbd``.
+    if present, else every mask in ``SegmentationClassAug/``; without that folder it is an error.
+    ``sbd="auto"`` adds them when the folder is there and trains on VOC's own masks when it is
+    not (``sbd_found`` says which). SBD's original ``cls/*.mat`` files are not read: convert them
+    to PNG first. Validation ids are always excluded from training. Other splits are unaffected
+    by ``sbd``.
 
     ``stats``: ``ids`` listed, ``missing_images`` (skipped when loaded), ``val_ids_excluded``.
     """
@@ -189,8 +199,10 @@ class VOCSegmentation(MaskDataset):
         transform: Optional[Callable] = None,
         *,
         num_classes: Optional[int] = None,
-        sbd: bool = False,
+        sbd: SbdSetting = False,
     ) -> None:
+        if not (isinstance(sbd, bool) or sbd == "auto"):
+            raise ValueError(f"sbd must be true, false or \"auto\", got {sbd!r}")
         self.root = _find_voc_root(Path(root))
         sets = self.root / "ImageSets" / "Segmentation"
         list_file = sets / f"{split}.txt"
@@ -199,9 +211,10 @@ class VOCSegmentation(MaskDataset):
             raise ValueError(f"{list_file}: split list not found; available splits: {choices or 'none'}")
         ids = _read_ids(list_file)
         self.stats = dict(ids=0, missing_images=0, val_ids_excluded=0)
+        self.sbd_found: Optional[bool] = None  # whether SegmentationClassAug/ is there (None: not looked for)
         masks = {i: self.root / "SegmentationClass" / f"{i}.png" for i in ids}
         if sbd and split == "train":
-            masks = self._with_sbd(masks, sets)
+            masks = self._with_sbd(masks, sets, required=sbd is True)
         self.stats["ids"] = len(masks)
         samples = [(self.root / "JPEGImages" / f"{i}.jpg", m) for i, m in masks.items()]
         self.stats["missing_images"] = sum(not p.is_file() for p, _ in samples)
@@ -212,10 +225,14 @@ class VOCSegmentation(MaskDataset):
         if self.num_classes == len(VOC_CLASSES):
             self.class_names = list(VOC_CLASSES)
 
-    def _with_sbd(self, masks: dict[str, Path], sets: Path) -> dict[str, Path]:
+    def _with_sbd(self, masks: dict[str, Path], sets: Path, *, required: bool) -> dict[str, Path]:
         aug = self.root / "SegmentationClassAug"
-        if not aug.is_dir():
-            raise ValueError(f"{aug}: SBD masks not found; sbd=True needs SBD's masks converted to index PNGs there")
+        self.sbd_found = aug.is_dir()
+        if not self.sbd_found:
+            if required:
+                raise ValueError(f"{aug}: SBD masks not found; sbd=true needs SBD's masks converted to index PNGs "
+                                 "there (sbd=auto trains on VOC's own masks when they are absent)")
+            return masks
         aug_list = sets / "train_aug.txt"
         extra = _read_ids(aug_list) if aug_list.is_file() else sorted(p.stem for p in aug.glob("*.png"))
         val_list = sets / "val.txt"
@@ -276,3 +293,33 @@ class PairedSegmentation(MaskDataset):
             warnings.warn(f"{masks_dir}: {self.stats['unpaired_masks']} masks have no image and are ignored", stacklevel=2)
         samples = [(images[k], masks[k]) for k in images]
         super().__init__(samples, transform, num_classes=num_classes, class_names=class_names, name=str(masks_dir))
+
+
+class ConcatSegmentation(Dataset):
+    """Mask datasets of the same classes read one after the other (VOC's training set and COCO's supplement).
+
+    Takes ``i`` or ``(i, size)`` like its parts; class count and names are the first part's.
+    """
+
+    def __init__(self, parts: Sequence[MaskDataset]) -> None:
+        if not parts:
+            raise ValueError("ConcatSegmentation needs at least one dataset")
+        first = parts[0]
+        for part in parts[1:]:
+            if part.num_classes != first.num_classes:
+                raise ValueError(f"{part.name}: {part.num_classes} classes, but {first.name} has {first.num_classes}")
+        self.parts = list(parts)
+        self.num_classes, self.num_classes_source = first.num_classes, first.num_classes_source
+        self.class_names = list(first.class_names)
+        self._ends = list(np.cumsum([len(p) for p in self.parts]))
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def __getitem__(self, index: Index) -> tuple[Any, Any]:
+        i, size = split_index(index)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        part = bisect.bisect_right(self._ends, i)
+        j = i - (int(self._ends[part - 1]) if part else 0)
+        return self.parts[part][j if size is None else (j, size)]
