@@ -422,3 +422,48 @@ def test_digit_scenes_reject_bad_settings():
         DigitScenes(image_size=32, digit_size=(24, 56))
     with pytest.raises(ValueError, match="targets must be one of 'boxes', 'mask'"):
         DigitScenes(targets="classes")
+
+
+def test_ssd_photometric_distort_is_ml_cvnets_gain_offset_hsv_and_channel_swap():
+    from edgenext.dense.data.transforms import SSDPhotometricDistort
+
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (3, 16, 20), generator=g, dtype=torch.uint8)
+    image = tv_tensors.Image(pixels)
+    t = SSDPhotometricDistort()
+    none = dict(alpha=1.0, beta=0.0, gamma=1.0, delta=0.0, alpha_after=1.0, order=None)
+
+    def run(**changes):
+        return t.transform(image, {**none, **changes}).as_subclass(torch.Tensor).long()
+
+    x = pixels.long()
+    assert torch.equal(run(), x)
+    # contrast is a gain and brightness an offset of beta x 255 (not torchvision's blend / factor), clipped, truncated
+    assert torch.equal(run(alpha=1.3), (x * 1.3).clamp(0, 255).floor().long())
+    assert torch.equal(run(beta=-0.1 * 255), (x - 25.5).clamp(0, 255).floor().long())
+    assert torch.equal(run(alpha_after=0.7), (x * 0.7).floor().long())
+    # saturation scales HSV's S: at 0 every channel becomes the value (the max channel)
+    gray = run(gamma=0.0)
+    assert torch.equal(gray[0], x.max(0).values) and torch.equal(gray[1], gray[0]) and torch.equal(gray[2], gray[0])
+    assert (run(delta=360.0) - x).abs().max() <= 1  # a full turn of hue: the same colours
+    assert torch.equal(run(order=torch.tensor([2, 1, 0])), x.flip(0))
+    # the draws: hue in whole units of OpenCV's 8-bit hue (2 degrees), at most 0.05 x 255 of them
+    torch.manual_seed(0)
+    deltas = {SSDPhotometricDistort(p=1.0).make_params([image])["delta"] for _ in range(200)}
+    assert all(d % 2 == 0 and abs(d) <= 2 * 12 for d in deltas) and len(deltas) > 10
+    boxes = tv_tensors.BoundingBoxes(torch.tensor([[1.0, 2, 8, 9]]), format="XYXY", canvas_size=(16, 20))
+    assert torch.equal(t.transform(boxes, {**none, "alpha": 2.0}), boxes)
+
+
+def test_detection_train_pipeline_is_ml_cvnets_order_by_default():
+    from edgenext.dense.data.transforms import SSD_CROP_OPTIONS, SSDPhotometricDistort
+
+    steps = DetectionTransform(64)._pipeline(64, True).transforms
+    kinds = [type(s).__name__ for s in steps]
+    assert kinds[:5] == ["ToImage", "RandomIoUCrop", "SSDPhotometricDistort", "RandomHorizontalFlip", "Resize"]
+    assert steps[1].options == SSD_CROP_OPTIONS  # 1.0: uncropped, one draw in six, as ml-cvnets' 0.0
+    old = [type(s).__name__ for s in DetectionTransform(64, style="torchvision")._pipeline(64, True).transforms]
+    assert old[:4] == ["ToImage", "RandomPhotometricDistort", "RandomIoUCrop", "RandomHorizontalFlip"]
+    assert not any(isinstance(s, SSDPhotometricDistort) for s in DetectionTransform(64, photometric=False)._pipeline(64, True).transforms)
+    with pytest.raises(ValueError, match="style 'detectron'"):
+        DetectionTransform(64, style="detectron")
