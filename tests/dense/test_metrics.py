@@ -73,3 +73,49 @@ def test_hand_computed_miou_over_the_dataset_confusion_matrix():
 def test_mismatched_shapes_are_an_error():
     with pytest.raises(ValueError, match="differs from mask shape"):
         SegmentationMetric(3).update(torch.zeros(1, 4, 4, dtype=torch.long), torch.zeros(1, 4, 5, dtype=torch.long))
+
+
+def _random_detections(seed: int, n_images: int = 6):
+    g = torch.Generator().manual_seed(seed)
+    preds, targets = [], []
+    for i in range(n_images):
+        xy = torch.rand(5, 2, generator=g) * 80
+        gt = torch.cat([xy, xy + 10 + torch.rand(5, 2, generator=g) * 40], 1)
+        noisy = gt + torch.randn(5, 4, generator=g) * 3
+        targets.append({"boxes": gt, "labels": torch.randint(1, 4, (5,), generator=g), "image_id": i})
+        preds.append({"boxes": noisy, "scores": torch.rand(5, generator=g),
+                      "labels": torch.where(torch.rand(5, generator=g) < 0.8, targets[-1]["labels"], 3)})
+    return preds, targets
+
+
+def _sharded_detection_metric(rank: int, world: int, port: int, out) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    preds, targets = _random_detections(0)
+    metric = DetectionMetric()
+    metric.update(preds[rank::world], targets[rank::world])  # disjoint shards, as ShardedBatchSampler's
+    result = metric.compute()
+    if rank == 0:
+        out.put(result)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_detection_metric_gathers_a_sharded_evaluation_to_the_single_process_figures():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    preds, targets = _random_detections(0)
+    single = DetectionMetric()
+    single.update(preds, targets)
+    expected = single.compute()
+    assert 0.1 < expected["map50"] < 0.99
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    mp.start_processes(_sharded_detection_metric, args=(2, port, out), nprocs=2, join=True, start_method="spawn")
+    assert out.get(timeout=60) == pytest.approx(expected, abs=1e-12)
