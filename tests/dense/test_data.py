@@ -379,6 +379,24 @@ def test_digit_scenes_are_deterministic_per_index_and_seed():
     assert not np.array_equal(a.render(2)["image"], val.render(2)["image"])
 
 
+@pytest.mark.parametrize("targets", ["boxes", "mask"])
+def test_cached_digit_scenes_are_the_rendered_ones_and_survive_their_consumers(targets):
+    plain = DigitScenes("train", targets, num_scenes=4)
+    cached = DigitScenes("train", targets, num_scenes=4, cache=True)
+    for i in (1, 3, 1, 3):  # the second visit comes from the cache
+        (x, y), (u, v) = plain[i], cached[i]
+        assert torch.equal(x, u)
+        if targets == "mask":
+            assert v.dtype == torch.int64 and torch.equal(y, v)
+            v.fill_(7)  # a consumer writing into what it was given must not reach the cache
+        else:
+            assert all(torch.equal(y[k], v[k]) for k in ("boxes", "labels"))
+            v["boxes"].zero_()
+            v["labels"].zero_()
+        u.zero_()
+    assert sorted(cached._cache) == [1, 3]
+
+
 def test_digit_scenes_use_the_classification_demo_split():
     train, val = DigitScenes("train"), DigitScenes("val")
     assert train.digit_labels.tolist() == DigitsDataset("train").targets
