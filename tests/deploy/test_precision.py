@@ -97,7 +97,7 @@ def test_an_export_checks_its_precision_once_before_writing(tmp_path, cached_mod
         validate_export("torchscript", "int8")
     with pytest.raises(ValueError, match="--task detect exports fp32 only"):
         validate_export("onnx", "int8", multi_output=True, precisions=("fp32",), task="detect")
-    with pytest.raises(ValueError, match="--task detect exports to onnx or executorch"):
+    with pytest.raises(ValueError, match="--task detect exports to onnx, executorch or openvino"):
         validate_export("torchscript", multi_output=True, task="detect")
     with pytest.raises(ValueError, match="batch must be a positive integer"):
         validate_export("onnx", batch=0)

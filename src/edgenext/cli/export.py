@@ -67,8 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="image folder on which a reduced precision's top-1 agreement with fp32 is measured "
                    "(default: the digits validation images)")
     p.add_argument("--no-fuse", action="store_true",
-                   help="export the training graph instead of the fused one (classify; detect / segment are "
-                   "exported unfused)")
+                   help="export the training graph instead of the fused one (fusion folds layer scales, norms "
+                   "and BatchNorms into the convs and linears; every task)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 

@@ -1,5 +1,5 @@
 """Deployment: deploy-time fusion, export to edge runtimes, int8 quantisation, runtime wrappers."""
 
-from .fusion import cpu_fast_path, fuse
+from .fusion import cpu_fast_path, fuse, fuse_dense
 
-__all__ = ["cpu_fast_path", "fuse"]
+__all__ = ["cpu_fast_path", "fuse", "fuse_dense"]

@@ -117,8 +117,11 @@ def export_network(
     output_names: Sequence[str],
     batch: Optional[int] = None,
     tolerance: float = FP32_TOLERANCE,
+    reference: Optional[nn.Module] = None,
 ) -> ExportResult:
-    """Export ``module`` to ``fmt`` at ``output``, run it in its runtime and compare every output.
+    """Export ``module`` to ``fmt`` at ``output``, run it in its runtime and compare every output
+    with ``reference`` in eager PyTorch (default: ``module`` itself; a fused module is compared
+    with the model it was fused from).
 
     ``input_size``: a side or ``(height, width)``, fixed in the file. ``batch=None``: a dynamic
     batch axis, checked at batch 1 and 2 (ExecuTorch: a static batch-1 program, checked at 1);
@@ -129,14 +132,16 @@ def export_network(
     """
     request = validate_export(fmt, batch=batch, multi_output=True)
     size = input_hw(input_size)
-    graph = network_graph(module.eval(), size, output_names)
+    graph = network_graph(module.eval(), size, output_names, reference=reference)
     path, seconds = _write(request, graph, Path(output), size, None)
     parity = _check(request, graph, path, DYNAMIC_CHECK_BATCHES if request.batch is None else (request.batch,))
     return _result(request, graph, path, seconds, parity, tolerance)
 
 
-def network_graph(module: nn.Module, size: HW, output_names: Sequence[str]) -> ExportGraph:
-    """``module`` as an export graph, once ``output_names`` names each of its outputs once."""
+def network_graph(module: nn.Module, size: HW, output_names: Sequence[str], *,
+                  reference: Optional[nn.Module] = None) -> ExportGraph:
+    """``module`` as an export graph, once ``output_names`` names each of its outputs once;
+    ``reference``: what eager computes for the parity check (default: ``module``)."""
     names = tuple(output_names)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"output_names must name each output once, got {names}")
@@ -144,7 +149,8 @@ def network_graph(module: nn.Module, size: HW, output_names: Sequence[str]) -> E
         count = len(as_outputs(module(example_images(1, size))))
     if count != len(names):
         raise ValueError(f"the module returns {count} outputs but output_names names {len(names)}: {names}")
-    return ExportGraph(module, module, names, lambda b: example_images(b, size, seed=1), "images")
+    reference = module if reference is None else reference.eval()
+    return ExportGraph(module, reference, names, lambda b: example_images(b, size, seed=1), "images")
 
 
 def default_calibration(model: nn.Module, size: HW) -> torch.Tensor:

@@ -93,7 +93,7 @@ def _why_not(spec: ExportFormat, precision: str, multi_output: bool, precisions:
         return f"--precision {precision}: {graph} exports {', '.join(precisions)} only"
     if multi_output and not spec.multi_output:
         writers = format_names(precision=precision, multi_output=True)
-        return (f"--format {spec.name}: {graph} exports to {' or '.join(writers) or 'no format'} "
+        return (f"--format {spec.name}: {graph} exports to {_either(writers)} "
                 f"(the formats that write graphs with several outputs)")
     if precision not in spec.precisions:
         writers = format_names(precision=precision, multi_output=multi_output)
@@ -114,3 +114,10 @@ def _missing_here(spec: ExportFormat, precision: str) -> Optional[str]:
         if not native:
             return f"{spec.name} bf16 is not offered on this machine: {why}"
     return None
+
+
+def _either(names: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c`` (``no format`` for none)."""
+    if not names:
+        return "no format"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -75,7 +75,22 @@ class FeatureInfo:
         return f"FeatureInfo(channels={self.channels()}, reduction={self.reduction()}, out_indices={self.out_indices})"
 
 
-class EdgeNeXtFeatures(nn.Module):
+class StageMaps:
+    """What a backbone of stage maps tells its heads, from its ``feature_info``: each output's
+    ``channels`` and ``reductions`` (shared by ``EdgeNeXtFeatures`` and its fused form)."""
+
+    feature_info: FeatureInfo
+
+    @property
+    def channels(self) -> list[int]:
+        return self.feature_info.channels()
+
+    @property
+    def reductions(self) -> list[int]:
+        return self.feature_info.reduction()
+
+
+class EdgeNeXtFeatures(StageMaps, nn.Module):
     """The backbone of an ``EdgeNeXt`` returning the maps of the stages in ``out_indices``.
 
     Parameter names are the classifier's (``stem.*``, ``stages.*``), so backbone weights
@@ -94,14 +109,6 @@ class EdgeNeXtFeatures(nn.Module):
     @property
     def default_cfg(self) -> dict[str, Any]:
         return self.pretrained_cfg
-
-    @property
-    def channels(self) -> list[int]:
-        return self.feature_info.channels()
-
-    @property
-    def reductions(self) -> list[int]:
-        return self.feature_info.reduction()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         for stage in self.stages:

@@ -109,18 +109,24 @@ class DenseTask(TaskSpec):
     # -- export -------------------------------------------------------------------------------
     def export(self, opts: Any, checkpoint: Optional[Checkpoint]) -> "ExportResult":
         model, size = self._model_to_export(opts, checkpoint)
-        return self.export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch)
+        return self.export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
+                                 fused=not getattr(opts, "no_fuse", False))
 
     def export_model(self, model: nn.Module, fmt: str, output: Union[str, "Path"], *,
-                     input_size: Optional[InputSize] = None, batch: Optional[int] = None) -> "ExportResult":
+                     input_size: Optional[InputSize] = None, batch: Optional[int] = None,
+                     fused: bool = True) -> "ExportResult":
         """Write this task's export graph of ``model`` in ``fmt`` at ``output`` and check every output
-        against eager PyTorch (``edgenext.deploy.export.export_network``: batch 1 and 2 when dynamic).
-        ``input_size``: None for the model's own (a detector's is fixed by its anchors)."""
+        against the unfused model in eager PyTorch (``edgenext.deploy.export.export_network``: batch 1
+        and 2 when dynamic). ``input_size``: None for the model's own (a detector's is fixed by its
+        anchors). ``fused``: write ``fuse_dense``'s graph (backbone fused, head BatchNorms and input
+        normalisation folded), else the training graph."""
         from ..deploy.export import export_network
+        from ..deploy.fusion import fuse_dense
 
         # NOTE: export_network validates the request (a multi-output graph, fp32) before writing anything
         module, names, hw = self.export_graph(model, input_size)
-        return export_network(module, fmt, output, input_size=hw, output_names=names, batch=batch)
+        written = fuse_dense(module, hw) if fused else module
+        return export_network(written, fmt, output, input_size=hw, output_names=names, batch=batch, reference=module)
 
     def _model_to_export(self, opts: Any, checkpoint: Optional[Checkpoint]) -> tuple[nn.Module, Optional[InputSize]]:
         """The model to export and the input size asked for (None: the model's own)."""

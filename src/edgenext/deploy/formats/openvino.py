@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -37,9 +37,11 @@ def export_openvino(
     batch: Optional[int] = None,
     precision: str = "fp32",
     calibration: Optional[torch.Tensor] = None,
+    output_names: Optional[Sequence[str]] = None,
 ) -> Path:
     """Convert ``model`` at ``input_size`` (height, width) to OpenVINO IR at ``output`` (``.xml``;
     the weights go to the ``.bin`` beside it). ``batch=None`` leaves the batch axis dynamic.
+    ``output_names``: one per output of ``model`` (a detector's boxes and scores), set on the IR.
     ``precision="int8"`` quantises with NNCF on ``calibration`` (required); ``"bf16"`` records
     the bf16 inference hint in the IR."""
     if precision == "int8":
@@ -57,6 +59,11 @@ def export_openvino(
         # the XCA to the traced batch and the IR then fails at any other batch.
         program = torch.export.export(model.eval(), (x,), dynamic_shapes=dynamic, strict=False)
         converted = ov.convert_model(program)
+    if output_names is not None:
+        if len(output_names) != len(converted.outputs):
+            raise ValueError(f"output_names names {len(output_names)} outputs, the network has {len(converted.outputs)}")
+        for port, name in zip(converted.outputs, output_names):
+            port.get_tensor().set_names({name})
     if precision == "int8":
         converted = quantize_openvino(converted, calibration, batch=batch)
     converted.set_rt_info(_HINTS[precision], ["runtime_options", "INFERENCE_PRECISION_HINT"])
@@ -99,9 +106,13 @@ class OpenVinoRunner:
         self.request = self.compiled.create_infer_request()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outputs(x)[0]
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output of the IR, in its order (a detector's boxes and scores)."""
         result = self.request.infer({0: np.ascontiguousarray(x.detach().cpu().numpy())})
-        return torch.from_numpy(np.array(result[self.compiled.output(0)]))
+        return tuple(torch.from_numpy(np.array(result[port])) for port in self.compiled.outputs)
 
 
-register(ExportFormat("openvino", ".xml", EXTRA, "openvino", export_openvino, OpenVinoRunner,
+register(ExportFormat("openvino", ".xml", EXTRA, "openvino", export_openvino, OpenVinoRunner, multi_output=True,
                       precisions=("fp32", "bf16", "int8"), needs={"int8": ("nncf", EXTRA)}, order=40))

@@ -8,20 +8,24 @@ What is folded (all exact up to fp32 rounding):
     (stem, depth-wise), before a Linear/unpadded conv into it (fc1, downsampling, head);
   * the positional encoding, precomputed for ``input_size`` when one is given;
   * the training layout: activations stay channels-last end to end (see ``modules.py``).
-The training modules are not touched: ``fuse`` copies what it needs.
+Output stride 16 / 8 (dilated stages) keeps each dilation; the stride-1 downsampling keeps its
+norm whole (its zero padding would not survive the fold). ``EdgeNeXtFeatures`` backbones fuse
+to ``FusedEdgeNeXtFeatures`` (the same maps). The training modules are not touched: ``fuse``
+copies what it needs.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from ...models.blocks import ConvEncoder, SDTAEncoder
-from ...models.edgenext import EdgeNeXt, EdgeNeXtStage, InputSize, input_hw, stage_map_sizes
-from ...models.layers import LAYERNORM_EPS
+from ...models.edgenext import EdgeNeXt, EdgeNeXtStage, InputSize, input_hw
+from ...models.features import EdgeNeXtFeatures
+from ...models.layers import LAYERNORM_EPS, RightPaddedConv2d
 from .fold import (
     conv_with_input_affine,
     conv_with_output_affine,
@@ -35,8 +39,10 @@ from .modules import (
     FusedConvBlock,
     FusedDownsample,
     FusedEdgeNeXt,
+    FusedEdgeNeXtFeatures,
     FusedHead,
     FusedMlp,
+    FusedPaddedDownsample,
     FusedPosEmbed,
     FusedSDTA,
     FusedStem,
@@ -99,7 +105,10 @@ def _fuse_stage(stage: EdgeNeXtStage, map_size: Optional[tuple[int, int]]) -> nn
     layers: list[nn.Module] = []
     if isinstance(stage.downsample, nn.Sequential):
         norm, conv = stage.downsample[0], stage.downsample[1]
-        layers.append(FusedDownsample(_bare_norm(norm), conv_with_input_affine(conv, norm_affine(norm))))
+        if isinstance(conv, RightPaddedConv2d):
+            layers.append(FusedPaddedDownsample(_standalone_norm(norm), conv_with_output_affine(conv, None), conv.pad))
+        else:
+            layers.append(FusedDownsample(_bare_norm(norm), conv_with_input_affine(conv, norm_affine(norm))))
     for block in stage.blocks:
         if isinstance(block, SDTAEncoder):
             layers.append(_fuse_sdta(block, map_size))
@@ -126,32 +135,59 @@ def _fuse_head(model: EdgeNeXt) -> FusedHead:
     return FusedHead(_bare_norm(head.norm), fc)
 
 
+def _frozen(module: nn.Module) -> nn.Module:
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def _stage_sizes(stages: Sequence[EdgeNeXtStage], size: tuple[int, int]) -> list[tuple[int, int]]:
+    """Each stage's map size for an input of ``size``: the 4x4 stem and each stride-2 downsampling
+    floor it; a stride-1 one (output stride 16 / 8) keeps it (``stage_map_sizes``' rule)."""
+    h, w = size[0] // 4, size[1] // 4
+    sizes = []
+    for stage in stages:
+        down = stage.downsample
+        if isinstance(down, nn.Sequential) and not isinstance(down[1], RightPaddedConv2d):
+            h, w = h // 2, w // 2
+        sizes.append((h, w))
+    return sizes
+
+
+def _fused_stages(stages: Sequence[EdgeNeXtStage], size: Optional[tuple[int, int]]) -> nn.Sequential:
+    sizes = _stage_sizes(stages, size) if size is not None else [None] * len(stages)
+    return nn.Sequential(*(_fuse_stage(stage, sizes[i]) for i, stage in enumerate(stages)))
+
+
 @torch.no_grad()
-def fuse(model: nn.Module, input_size: Optional[InputSize] = None) -> FusedEdgeNeXt:
-    """An inference-only copy of ``model`` (an ``EdgeNeXt``) with the same outputs (within 1e-5).
+def fuse(model: nn.Module, input_size: Optional[InputSize] = None) -> Union[FusedEdgeNeXt, FusedEdgeNeXtFeatures]:
+    """An inference-only copy of ``model`` with the same outputs (within 1e-5): an ``EdgeNeXt``
+    classifier gives a ``FusedEdgeNeXt``, an ``EdgeNeXtFeatures`` backbone (``features_only``,
+    any output stride) a ``FusedEdgeNeXtFeatures`` returning the same maps.
 
     ``input_size`` (int or (H, W)) precomputes the positional encoding for that size; other
     sizes still work, computing it per call. BatchNorm is folded with its running statistics,
     i.e. the result behaves like ``model.eval()``. ``model`` itself is left unchanged.
     """
+    size = input_hw(input_size) if input_size is not None else None
+    if isinstance(model, EdgeNeXtFeatures):
+        return _frozen(FusedEdgeNeXtFeatures(
+            _fuse_stem(model.stem), _fused_stages(list(model.stages), size),
+            out_indices=model.out_indices, feature_info=model.feature_info, in_chans=model.in_chans,
+            pretrained_cfg=model.pretrained_cfg, input_size=size,
+        ))
     if not isinstance(model, EdgeNeXt):
-        raise ValueError(f"fuse expects an EdgeNeXt classifier (from create_model), got {type(model).__name__}")
-    if getattr(model, "output_stride", 32) != 32:
-        # NOTE: the fused modules know only stride-2 downsampling and undilated depth-wise convs
-        raise ValueError(f"fuse supports output stride 32 only, got a model built with output_stride={model.output_stride}; "
-                         "export the unfused model instead")
+        raise ValueError("fuse expects an EdgeNeXt classifier or a features_only backbone (from create_model), "
+                         f"got {type(model).__name__}")
     if model.head.global_pool != "avg":
         # NOTE: the fused head averages; other pooling (or none, after prune_intermediate_layers) is not folded
         raise ValueError(f"fuse supports the average-pooling head only, got global_pool={model.head.global_pool!r}; "
                          "export the unfused model instead (fused=False, edgenext export --no-fuse)")
-    size = input_hw(input_size) if input_size is not None else None
-    sizes = stage_map_sizes(size, len(model.stages)) if size is not None else [None] * len(model.stages)
-    stages = nn.Sequential(*(_fuse_stage(stage, sizes[i]) for i, stage in enumerate(model.stages)))
     fused = FusedEdgeNeXt(
-        _fuse_stem(model.stem), stages, _fuse_head(model),
-        in_chans=model.in_chans, num_classes=model.num_classes, pretrained_cfg=model.pretrained_cfg, input_size=size,
+        _fuse_stem(model.stem), _fused_stages(list(model.stages), size),
+        _fuse_head(model), in_chans=model.in_chans, num_classes=model.num_classes,
+        pretrained_cfg=model.pretrained_cfg, input_size=size,
     )
-    fused.eval()
-    for p in fused.parameters():
-        p.requires_grad_(False)
-    return fused
+    return _frozen(fused)
+

@@ -14,8 +14,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ...models.features import StageMaps
 from ...models.layers import PositionalEncodingFourier
 
 # F.normalize divides by max(||x||, eps) with this eps; the fused XCA keeps the same guard.
@@ -82,6 +84,21 @@ class FusedDownsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.norm(x))
+
+
+class FusedPaddedDownsample(nn.Module):
+    """The stride-1 downsampling of output stride 16 / 8: the norm kept whole (the zero padding
+    after it would not survive folding its shift into the conv), right/bottom zero padding, then
+    the dilated 2x2 conv, channels-last."""
+
+    def __init__(self, norm: nn.Module, conv: nn.Conv2d, pad: int) -> None:
+        super().__init__()
+        self.norm = norm
+        self.pad = pad
+        self.conv = LastAxisConv(conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(self.norm(x), (0, 0, 0, self.pad, 0, self.pad)))  # (B, H, W, C): pad W and H
 
 
 class FusedConvBlock(nn.Module):
@@ -229,3 +246,28 @@ class FusedEdgeNeXt(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
+
+
+class FusedEdgeNeXtFeatures(StageMaps, nn.Module):
+    """The stage maps of ``EdgeNeXtFeatures`` for inference only: a list of ``(B, C, H, W)``
+    maps (channels-last views) for ``out_indices``, equal to the unfused backbone's."""
+
+    def __init__(self, stem: nn.Module, stages: nn.Sequential, *, out_indices: tuple[int, ...], feature_info,
+                 in_chans: int, pretrained_cfg: dict, input_size: Optional[tuple[int, int]]) -> None:
+        super().__init__()
+        self.stem = stem
+        self.stages = stages
+        self.out_indices = tuple(out_indices)
+        self.feature_info = feature_info
+        self.in_chans = in_chans
+        self.pretrained_cfg = dict(pretrained_cfg)
+        self.input_size = input_size
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x.permute(0, 3, 1, 2))
+        return outs
