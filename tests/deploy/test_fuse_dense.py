@@ -11,6 +11,7 @@ from edgenext.deploy.formats import FORMATS
 from edgenext.deploy.fusion import FusedEdgeNeXtFeatures, fold_conv_batchnorms
 from edgenext.dense.deeplabv3 import deeplabv3
 from edgenext.dense.ssdlite import SSDLiteRaw, ssdlite
+from edgenext.dense.timed import DetectionNetwork, SegmentationNetwork
 from edgenext.tasks import get_task
 
 TOL = 1e-5
@@ -80,11 +81,16 @@ def test_fused_ssdlite_and_deeplabv3_equal_the_training_models(name, randomized)
         want = detector.head(list(detector.backbone(normalized).values()))
         got = fused_det.head(list(fused_det.backbone(normalized).values()))
         assert all((got[k] - want[k]).abs().max() < DENSE_TOL for k in want)
+        # the bench's network on a normalised tensor: the same numbers as the head above
+        timed = DetectionNetwork(detector).eval()
+        assert all((g - w).abs().max() < DENSE_TOL for g, w in zip(fuse_dense(timed, 128)(normalized), timed(normalized)))
         for os_ in (16, 8):
             segmenter = randomized(deeplabv3(name, 5, output_stride=os_))
             y = torch.rand(1, 3, 80, 96, generator=torch.Generator().manual_seed(3))
             want = segmenter(y)
             assert (fuse_dense(segmenter, (80, 96))(y) - want).abs().max() < DENSE_TOL * max(1.0, want.abs().max())
+            timed = SegmentationNetwork(segmenter).eval()
+            assert (fuse_dense(timed, (80, 96))(y) - timed(y)).abs().max() < DENSE_TOL * max(1.0, want.abs().max())
     for fused in (fused_raw, fused_det):
         assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fused.modules())
         assert not any(p.requires_grad for p in fused.parameters())

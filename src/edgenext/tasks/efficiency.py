@@ -54,7 +54,8 @@ class BenchPlan:
     timed: Optional[str] = None
     #: our row's name is ``row_prefix + model`` ("ssdlite_" + the backbone); "" names it by the model
     row_prefix: str = ""
-    #: ours is folded (``edgenext.deploy.fuse``) before it is exported or run as the "fused" runtime
+    #: ours is folded (``edgenext.deploy.fuse``; dense: ``fuse_dense``) before it is exported or run as the
+    #: "fused" runtime
     fuse_ours: bool = False
     #: the names of the exported graph's outputs (None: the format's single output)
     output_names: Optional[tuple[str, ...]] = None

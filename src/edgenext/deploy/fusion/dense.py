@@ -61,15 +61,17 @@ def fuse_dense(model: M, input_size: Optional[InputSize] = None) -> M:
     """An inference-only copy of a dense model with the same outputs (within 1e-5).
 
     ``model``: an ``SSDLite`` (its backbone and heads fused; torchvision's transform keeps the
-    normalisation), an ``SSDLiteRaw`` (the export graph: the normalisation folded too) or a
-    ``DeepLabV3``. ``input_size`` precomputes the backbone's positional encodings (default: the
+    normalisation), an ``SSDLiteRaw`` (the export graph: the normalisation folded too), a
+    ``DeepLabV3``, or the bench's networks on normalised tensors (``edgenext.dense.timed``). ``input_size`` precomputes the backbone's positional encodings (default: the
     detector's own size; a segmenter's maps are computed per call without one).
     """
     from ...dense.deeplabv3 import DeepLabV3
     from ...dense.ssdlite import SSDLite, SSDLiteRaw
+    from ...dense.timed import DetectionNetwork, SegmentationNetwork
 
-    if isinstance(model, (SSDLite, SSDLiteRaw)):
-        size = input_hw(input_size) if input_size is not None else tuple(model.image_size)
+    if isinstance(model, (SSDLite, SSDLiteRaw, DetectionNetwork)):
+        own = getattr(model, "image_size", None)
+        size = input_hw(input_size) if input_size is not None else (tuple(own) if own is not None else None)
         fused = copy.deepcopy(model).eval()
         fused.backbone.body = fuse(model.backbone.body, size)
         fold_conv_batchnorms(fused.backbone.extra)
@@ -77,11 +79,12 @@ def fuse_dense(model: M, input_size: Optional[InputSize] = None) -> M:
         if isinstance(model, SSDLiteRaw):
             _fold_normalize(fused, fused.backbone.body)
         return _frozen(fused)
-    if isinstance(model, DeepLabV3):
+    if isinstance(model, (DeepLabV3, SegmentationNetwork)):
         size = input_hw(input_size) if input_size is not None else None
         fused = copy.deepcopy(model).eval()
         fused.backbone = fuse(model.backbone, size)
         fold_conv_batchnorms(fused.head)
-        _fold_normalize(fused, fused.backbone)
+        if isinstance(model, DeepLabV3):
+            _fold_normalize(fused, fused.backbone)
         return _frozen(fused)
     raise ValueError(f"fuse_dense expects an SSDLite, SSDLiteRaw or DeepLabV3 (edgenext.dense), got {type(model).__name__}")
