@@ -45,6 +45,20 @@ def randomize():
     return randomize_
 
 
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No cached weights, and every download fails as it does without a network."""
+    from urllib.error import URLError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def unreachable(url, *args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", unreachable)
+
+
 _MODEL_CACHE: dict = {}
 
 

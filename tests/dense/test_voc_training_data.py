@@ -2,7 +2,6 @@
 images of VOC's classes), and what a first run on real data meets: offline backbone weights."""
 
 import json
-from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -183,17 +182,6 @@ def test_the_coco_supplement_is_refused_where_it_would_be_ignored(tmp_path, caps
     coco, out = write_coco(tmp_path / "coco"), tmp_path / "run"
     assert main(["train", *args, "--output", str(out), "--set", f"coco_supplement={coco}", "--no-progress"]) == 2
     assert message in capsys.readouterr().err and not out.exists()
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """No cached weights, and every download fails as it does without a network."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-
-    def unreachable(url, *args, **kwargs):
-        raise URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", unreachable)
 
 
 @pytest.mark.parametrize("task", ["detect", "segment"])

@@ -21,7 +21,9 @@ from ..data import (
     eval_transform_factory,
     train_transform_factory,
 )
-from ..models import create_model, get_variant
+from ..models import Checkpoint, create_model, get_variant, read_weights
+from ..models.hub import is_hub_name
+from ..models.weights import CheckpointError, WeightsDownloadError
 from .config import DIGITS, TrainConfig
 from .distill import DistillationLoss
 from .distributed import DistInfo
@@ -42,6 +44,7 @@ class ClassificationTask(TrainingTask):
         self.criterion = None
         self.mixup = None
         self.teacher: Optional[nn.Module] = None
+        self._finetune: Optional[Checkpoint] = None  # what fetch_weights read, until the model is built
 
     def check(self) -> None:
         cfg = self.cfg
@@ -58,8 +61,30 @@ class ClassificationTask(TrainingTask):
         train, val, class_names = build_datasets(self.cfg)
         return TaskData(train=train, val=val, class_names=class_names, collate=SkipCounter())
 
+    def fetch_weights(self) -> None:
+        """Download (or find in the cache) the remote weights the run starts from: ``finetune`` and the
+        teacher's (``teacher_weights``, else the ``teacher`` release), before the run folder exists."""
+        cfg = self.cfg
+        sources = [("finetune", cfg.finetune), ("teacher_weights", cfg.teacher_weights)]
+        if cfg.teacher and not cfg.teacher_weights:
+            variant, release = get_variant(cfg.teacher)
+            release = release or variant.default_release
+            sources.append(("teacher", release.url if release is not None else None))
+        for key, source in sources:
+            if not source or not _remote(source):
+                continue  # a local file: check() found it, and it is read when used
+            try:
+                fetched = read_weights(source)
+            except (WeightsDownloadError, CheckpointError) as err:
+                way = ("--finetune FILE" if key == "finetune"
+                       else "--set teacher_weights=FILE (beside --teacher NAME), or train without a teacher")
+                raise type(err)(f"{key}={source}: {err}. For edgenext train: download it and give its path: {way}") from None
+            if key == "finetune":
+                self._finetune = fetched  # URL / hub files are cached; the checkpoint is handed over once
+
     def build_model(self, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
-        return build_model(self.cfg, num_classes, load_finetune=load_finetune)
+        fetched, self._finetune = self._finetune, None
+        return build_model(self.cfg, num_classes, load_finetune=load_finetune, weights=fetched)
 
     def prepare(self, num_classes: int, device: torch.device) -> None:
         self.criterion = build_criterion(self.cfg)
@@ -146,15 +171,23 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
     return train, val, list(train.class_names)
 
 
-def build_model(cfg: TrainConfig, num_classes: int, *, load_finetune: bool = True) -> nn.Module:
-    """The student, from scratch or from ``cfg.finetune`` weights (head re-initialised if its size differs)."""
+def build_model(cfg: TrainConfig, num_classes: int, *, load_finetune: bool = True,
+                weights: Optional[Checkpoint] = None) -> nn.Module:
+    """The student, from scratch or from ``cfg.finetune`` weights (head re-initialised if its size differs);
+    ``weights``: ``cfg.finetune`` already read (``read_weights``), so that it is not read again."""
     from ..models.run_config import model_overrides
 
     overrides = model_overrides(cfg.to_dict(), training=True)
-    weights = cfg.finetune if load_finetune else None
-    if weights is not None:
-        log.info("fine-tuning from %s", weights)
-    return create_model(cfg.model, weights=weights, num_classes=num_classes, **overrides)
+    source = cfg.finetune if load_finetune else None
+    if source is not None:
+        log.info("fine-tuning from %s", source)
+    chosen = (weights if weights is not None else source) if load_finetune else None
+    return create_model(cfg.model, weights=chosen, num_classes=num_classes, **overrides)
+
+
+def _remote(source: str) -> bool:
+    """An http(s) URL or a ``hf-hub:`` name: what ``read_weights`` downloads (once, into a cache)."""
+    return str(source).startswith(("http://", "https://")) or is_hub_name(str(source))
 
 
 def build_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Optional[nn.Module]:
