@@ -46,13 +46,9 @@ def build_module(spec: CandidateSpec) -> nn.Module:
 
 
 def _deployable(spec: CandidateSpec, module: nn.Module) -> nn.Module:
-    """What gets exported or fused: ours folded (``fuse``; a detector's or segmenter's network:
-    ``fuse_dense``) where the task's plan says so, any other model as it is."""
-    if spec.impl == "ours" and bench_plan(spec.task).fuse_ours:
-        from ..deploy import fuse, fuse_dense
-
-        return (fuse if spec.task == "classify" else fuse_dense)(module, spec.input_size)
-    return module
+    """What gets exported or fused: ours folded by the task plan's ``fuse_ours``, any other model as it is."""
+    fold = bench_plan(spec.task).fuse_ours
+    return fold(module, spec.input_size) if spec.impl == "ours" and fold is not None else module
 
 
 def _error(err: BaseException) -> str:

@@ -131,6 +131,12 @@ def guess_variant(state: Mapping[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
+def is_remote_weights(weights: PathLike) -> bool:
+    """Whether ``read_weights`` downloads ``weights`` (an http(s) URL or ``hf-hub:`` name; once, into a cache)."""
+    text = str(weights)
+    return text.startswith(("http://", "https://")) or is_hub_name(text)
+
+
 def read_weights(weights: PathLike) -> Checkpoint:
     """Read a checkpoint once, from a path, an http(s) URL (downloaded once into torch's hub cache)
     or ``hf-hub:ORG/REPO`` (the Hugging Face cache first, then the Hub).

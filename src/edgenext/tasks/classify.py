@@ -121,7 +121,7 @@ class Classification(TaskSpec):
             # eager, and the two fastest exported paths on a desktop CPU
             default_peer_runtimes=("eager", "onnxruntime", "openvino"),
             batches=(1, 32), input_size=DEFAULT_INPUT_SIZE, build_ours=self._bench_ours, build_peer=self._bench_timm,
-            fuse_ours=True, twins=self.timm_edgenext, reference="first_model", plots=True)
+            fuse_ours=_fuse, twins=self.timm_edgenext, reference="first_model", plots=True)
 
     @staticmethod
     def _bench_ours(name: str, input_size: tuple[int, int]) -> "nn.Module":
@@ -178,3 +178,9 @@ def _reduced_precision(opts: Any, checkpoint: Optional["Checkpoint"], model: Any
         else:
             out["calibration"] = calibration_tensor(opts.calibration, hw, DEFAULT_CALIBRATION_IMAGES, **kwargs)
     return out
+
+
+def _fuse(module: "nn.Module", input_size: tuple[int, int]) -> "nn.Module":
+    from ..deploy import fuse
+
+    return fuse(module, input_size)

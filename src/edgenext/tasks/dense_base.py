@@ -234,10 +234,16 @@ class DenseTask(TaskSpec):
             batches=(1,), input_size=self.paper_input_size, build_ours=self._bench_ours,
             build_peer=lambda name, input_size: self.torchvision_network(name), precisions=("fp32",),
             timed=self.bench_timed, row_prefix=f"{self.head_name}_", output_names=self.bench_outputs,
-            reference="first_peer", fuse_ours=True)
+            reference="first_peer", fuse_ours=_fuse_dense)
 
     def _bench_ours(self, backbone: str, input_size: tuple[int, int]) -> nn.Module:
         return self.timed_network(self.network(backbone, input_size=input_size)).eval()
+
+
+def _fuse_dense(module: nn.Module, input_size: tuple[int, int]) -> nn.Module:
+    from ..deploy.fusion import fuse_dense
+
+    return fuse_dense(module, input_size)
 
 
 def _describe(task: str) -> str:

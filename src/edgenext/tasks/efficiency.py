@@ -54,9 +54,9 @@ class BenchPlan:
     timed: Optional[str] = None
     #: our row's name is ``row_prefix + model`` ("ssdlite_" + the backbone); "" names it by the model
     row_prefix: str = ""
-    #: ours is folded (``edgenext.deploy.fuse``; dense: ``fuse_dense``) before it is exported or run as the
-    #: "fused" runtime
-    fuse_ours: bool = False
+    #: how ours is folded (``edgenext.deploy.fuse`` / ``fuse_dense``: ``(module, (h, w)) -> module``)
+    #: before it is exported or run as the "fused" runtime; None: as built
+    fuse_ours: Optional[Callable[[nn.Module, tuple[int, int]], nn.Module]] = None
     #: the names of the exported graph's outputs (None: the format's single output)
     output_names: Optional[tuple[str, ...]] = None
     #: our models that ``peer_impl`` implements too (timm's EdgeNeXt): each is benched as a peer in

@@ -22,7 +22,7 @@ from ..data import (
     train_transform_factory,
 )
 from ..models import Checkpoint, create_model, get_variant, read_weights
-from ..models.hub import is_hub_name
+from ..models.registry import is_remote_weights
 from ..models.weights import CheckpointError, WeightsDownloadError
 from .config import DIGITS, TrainConfig
 from .distill import DistillationLoss
@@ -71,7 +71,7 @@ class ClassificationTask(TrainingTask):
             release = release or variant.default_release
             sources.append(("teacher", release.url if release is not None else None))
         for key, source in sources:
-            if not source or not _remote(source):
+            if not source or not is_remote_weights(source):
                 continue  # a local file: check() found it, and it is read when used
             try:
                 fetched = read_weights(source)
@@ -184,10 +184,6 @@ def build_model(cfg: TrainConfig, num_classes: int, *, load_finetune: bool = Tru
     chosen = (weights if weights is not None else source) if load_finetune else None
     return create_model(cfg.model, weights=chosen, num_classes=num_classes, **overrides)
 
-
-def _remote(source: str) -> bool:
-    """An http(s) URL or a ``hf-hub:`` name: what ``read_weights`` downloads (once, into a cache)."""
-    return str(source).startswith(("http://", "https://")) or is_hub_name(str(source))
 
 
 def build_teacher(cfg: TrainConfig, num_classes: int, device: torch.device) -> Optional[nn.Module]:

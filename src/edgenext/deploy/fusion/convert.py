@@ -17,7 +17,7 @@ copies what it needs.
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, TypeVar, Union
 
 import torch
 from torch import nn
@@ -48,6 +48,8 @@ from .modules import (
     FusedStem,
     FusedXCA,
 )
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def _bare_norm(norm: nn.Module) -> nn.Module:
@@ -135,7 +137,8 @@ def _fuse_head(model: EdgeNeXt) -> FusedHead:
     return FusedHead(_bare_norm(head.norm), fc)
 
 
-def _frozen(module: nn.Module) -> nn.Module:
+def frozen(module: M) -> M:
+    """``module`` in eval mode with no parameter requiring gradients (an inference-only copy)."""
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
@@ -172,7 +175,7 @@ def fuse(model: nn.Module, input_size: Optional[InputSize] = None) -> Union[Fuse
     """
     size = input_hw(input_size) if input_size is not None else None
     if isinstance(model, EdgeNeXtFeatures):
-        return _frozen(FusedEdgeNeXtFeatures(
+        return frozen(FusedEdgeNeXtFeatures(
             _fuse_stem(model.stem), _fused_stages(list(model.stages), size),
             out_indices=model.out_indices, feature_info=model.feature_info, in_chans=model.in_chans,
             pretrained_cfg=model.pretrained_cfg, input_size=size,
@@ -189,5 +192,5 @@ def fuse(model: nn.Module, input_size: Optional[InputSize] = None) -> Union[Fuse
         _fuse_head(model), in_chans=model.in_chans, num_classes=model.num_classes,
         pretrained_cfg=model.pretrained_cfg, input_size=size,
     )
-    return _frozen(fused)
+    return frozen(fused)
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ...models.edgenext import InputSize, input_hw
-from .convert import fuse
+from .convert import frozen, fuse
 from .fold import conv_with_input_affine, conv_with_output_affine, norm_affine
 from .modules import FusedEdgeNeXtFeatures
 
@@ -49,13 +49,6 @@ def _fold_normalize(owner: nn.Module, backbone: FusedEdgeNeXtFeatures) -> None:
     owner.normalize = nn.Identity()
 
 
-def _frozen(model: M) -> M:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
 @torch.no_grad()
 def fuse_dense(model: M, input_size: Optional[InputSize] = None) -> M:
     """An inference-only copy of a dense model with the same outputs (within 1e-5).
@@ -78,7 +71,7 @@ def fuse_dense(model: M, input_size: Optional[InputSize] = None) -> M:
         fold_conv_batchnorms(fused.head)
         if isinstance(model, SSDLiteRaw):
             _fold_normalize(fused, fused.backbone.body)
-        return _frozen(fused)
+        return frozen(fused)
     if isinstance(model, (DeepLabV3, SegmentationNetwork)):
         size = input_hw(input_size) if input_size is not None else None
         fused = copy.deepcopy(model).eval()
@@ -86,5 +79,5 @@ def fuse_dense(model: M, input_size: Optional[InputSize] = None) -> M:
         fold_conv_batchnorms(fused.head)
         if isinstance(model, DeepLabV3):
             _fold_normalize(fused, fused.backbone)
-        return _frozen(fused)
+        return frozen(fused)
     raise ValueError(f"fuse_dense expects an SSDLite, SSDLiteRaw or DeepLabV3 (edgenext.dense), got {type(model).__name__}")
