@@ -66,3 +66,10 @@ PEER_TOP1 = {
     "mobilevit_s": (78.4, _MOBILEVIT_SOURCE),
     "mobilenetv3_large_100": (75.2, _MOBILENETV3_SOURCE),
 }
+
+#: the dense tasks' paper input sides and class counts (background included); ``edgenext.dense.constants``
+#: re-exports them beside the heads' constants, here so that naming a task imports no dense code
+DETECTION_INPUT_SIZE = 320
+SEGMENTATION_INPUT_SIZE = 512
+COCO_NUM_CLASSES = 81
+VOC_NUM_CLASSES = 21

@@ -46,11 +46,20 @@ def isa_features() -> dict[str, bool]:
     return {f: f in flags for f in ISA_FEATURES}
 
 
+#: ``ONEDNN_MAX_CPU_ISA`` values that keep oneDNN below its bf16 kernels (the variable caps the ISA
+#: oneDNN dispatches to; it is how an AVX-512 machine is made to act as an AVX2-only one)
+_ONEDNN_BELOW_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
 def native_bf16() -> tuple[bool, str]:
     """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), and a sentence saying
-    so: without it bf16 is emulated through fp32 and is slower than fp32, so we do not offer it."""
+    so: without it bf16 is emulated through fp32 and is slower than fp32, so we do not offer it.
+    ``ONEDNN_MAX_CPU_ISA`` set below bf16 counts as no native bf16 (oneDNN would emulate it)."""
     flags = cpu_flags()
     have = sorted(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if have and cap in _ONEDNN_BELOW_BF16:
+        return False, f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below its bf16 kernels: bf16 would run emulated"
     if have:
         return True, f"native bf16 ({', '.join(have)})"
     return False, f"{cpu_name()} has no native bf16 (neither avx512_bf16 nor amx_bf16): bf16 would run emulated, slower than fp32"

@@ -134,3 +134,24 @@ def test_overrides_and_release_tags():
 def test_meta_models_cost_nothing_and_count_the_same():
     assert count_params(build_meta_model("edgenext_base")) == PAPER_PARAMS["edgenext_base"]
     assert get_variant("edgenext_base")[0].default_release.top1 == 82.47
+
+
+def test_stochastic_depth_drops_whole_samples_and_keeps_the_expectation():
+    from edgenext.models.layers import StochasticDepth
+
+    layer = StochasticDepth(0.25)
+    x = torch.ones(4000, 3, 2, 2)
+    assert layer.eval()(x) is x  # the identity at inference
+    torch.manual_seed(0)
+    y = layer.train()(x)
+    per_sample = y.flatten(1)
+    # each sample is either dropped whole or kept whole and scaled by 1 / keep
+    assert per_sample.unique().tolist() == pytest.approx([0.0, 1 / 0.75])
+    assert torch.all(per_sample.min(1).values == per_sample.max(1).values)
+    kept = (per_sample[:, 0] > 0).float().mean().item()
+    assert abs(kept - 0.75) < 0.03 and abs(y.mean().item() - 1.0) < 0.04
+    # the blocks use it where drop_path > 0: the model no longer needs timm for it
+    model = edgenext.create_model("edgenext_xx_small", drop_path_rate=0.1)
+    assert any(isinstance(m, StochasticDepth) for m in model.modules())
+    with pytest.raises(ValueError, match="drop_prob"):
+        StochasticDepth(1.0)

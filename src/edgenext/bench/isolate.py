@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,13 +54,31 @@ def run_isolated(target: str, kwargs: Optional[dict[str, Any]] = None, *, thread
         except subprocess.TimeoutExpired:
             raise IsolatedError(f"{target} did not finish within {timeout} s; the worker was stopped") from None
         if not answer.exists():
-            tail = "\n".join(done.stderr.splitlines()[-15:])
-            raise IsolatedError(f"{target}: the worker process died (exit code {done.returncode}) before answering:\n"
-                                f"{tail}")
+            tail = "\n".join(_informative(done.stderr.splitlines())[-15:])
+            raise IsolatedError(f"{target}: the worker process died ({_exit_reason(done.returncode)}) before "
+                                f"answering:\n{tail}")
         status, value = json.loads(answer.read_text())
     if status == "error":
         raise IsolatedError(f"{target} failed in its worker process: {value}")
     return value
+
+
+#: glog-style lines ("W1201 05:30:09.327 ..."): warnings PyTorch prints at import, never the reason a worker died
+_GLOG_LINE = re.compile(r"^[IWE]\d{4} \d\d:\d\d:\d\d")
+
+
+def _informative(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.strip() and not _GLOG_LINE.match(line)]
+
+
+def _exit_reason(code: int) -> str:
+    """"exit code 3", or for a signal its name: "killed by SIGSEGV (exit code -11)"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name} (exit code {code})"
+        except ValueError:
+            pass
+    return f"exit code {code}"
 
 
 def _serve(request: Path, answer: Path) -> int:

@@ -3,6 +3,7 @@ per (model, implementation, runtime, precision, batch); ``machine_info``: the he
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import tempfile
@@ -25,17 +26,24 @@ from .candidates import (
     CandidateSpec,
     precision_absent,
     runtime_available,
+    runtime_format,
     runtime_precisions,
 )
 from .isolate import IsolatedError, run_isolated
 from .peak import measure_peaks
+from .progress import PhaseProgress
 from .timing import round_orders, summarize_rounds
 
 log = logging.getLogger(__name__)
 
 #: runtimes a quick run leaves out: torch.compile takes minutes before the first call
 SLOW_TO_START = ("compiled",)
+#: runtimes the default run leaves out (``--full`` or naming them in --runtimes adds them), and why
+SLOW_TO_PREPARE = {"compiled": "torch.compile takes minutes before its first call",
+                   "executorch": "its exports take minutes each on 2 cores, int8 most"}
 WORKER = "edgenext.bench.worker"
+#: the finished worker runs, in the work folder (``TimingLog``)
+TIMINGS_FILE = "timings.jsonl"
 
 
 def default_precisions() -> tuple[str, ...]:
@@ -63,14 +71,43 @@ class BenchSettings:
     task: str = DEFAULT_TASK
     #: None: every precision this machine supports (``default_precisions``); a task's plan may fix them
     precisions: Optional[tuple[str, ...]] = None
-    rounds: Optional[int] = None  # None: 3, or 1 when quick
+    rounds: Optional[int] = None  # None: 3 with full, 2 without, 1 when quick
+    #: the whole sweep: every runtime and peer of the task's plan where --runtimes / --peers are not
+    #: given; without it the defaults leave out ``SLOW_TO_PREPARE`` and the plan's extra peers
+    full: bool = False
+    #: what the defaults left out, one sentence each naming the flag that adds it (filled in here)
+    left_out: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         plan = self.plan  # a ValueError here for an unknown task
-        defaults = dict(models=plan.models, peers=plan.peers, runtimes=plan.runtimes,
-                        peer_runtimes=plan.default_peer_runtimes, batches=plan.batches, input_size=plan.input_size)
+        left_out = []
+        runtimes, peers, peer_runtimes = plan.runtimes, plan.peers, plan.default_peer_runtimes
+        if not self.full:
+            slow = [r for r in runtimes if r in SLOW_TO_PREPARE]
+            if self.runtimes is None and slow:
+                runtimes = tuple(r for r in runtimes if r not in slow)
+                why = "; ".join(f"{r}: {SLOW_TO_PREPARE[r]}" for r in slow)
+                left_out.append(f"runtimes {', '.join(slow)} ({why}): add them with --runtimes "
+                                f"{','.join(plan.runtimes)} or --full")
+            if self.peers is None and plan.short_peers is not None:
+                peers = plan.short_peers
+                extra = [p for p in plan.peers if p not in peers]
+                if extra:
+                    left_out.append(f"peers {', '.join(extra)}: add them with --peers {','.join(plan.peers)} or --full")
+            if self.peer_runtimes is None and plan.short_peer_runtimes is not None:
+                peer_runtimes = plan.short_peer_runtimes
+                extra = [r for r in plan.default_peer_runtimes if r not in peer_runtimes]
+                if extra:
+                    left_out.append(f"{', '.join(extra)} rows of the peers other than {plan.peer_impl}'s EdgeNeXt (which "
+                                    f"runs in all of ours): add them with --peer-runtimes "
+                                    f"{','.join(plan.default_peer_runtimes)} or --full")
+            if self.rounds is None and not self.quick:
+                left_out.append("a third round of every candidate (a firmer p10-p90 spread): --rounds 3 or --full")
+        defaults = dict(models=plan.models, peers=peers, runtimes=runtimes,
+                        peer_runtimes=peer_runtimes, batches=plan.batches, input_size=plan.input_size,
+                        left_out=tuple(left_out))
         for key, value in defaults.items():
-            if getattr(self, key) is None:
+            if getattr(self, key) is None or key == "left_out":
                 object.__setattr__(self, key, value)  # frozen: filled in once, here
 
     @cached_property
@@ -94,13 +131,15 @@ class BenchSettings:
 
     @property
     def round_count(self) -> int:
-        return self.rounds if self.rounds is not None else (1 if self.quick else 3)
+        if self.rounds is not None:
+            return self.rounds
+        return 1 if self.quick else (3 if self.full else 2)
 
     def runs(self, batch: int) -> tuple[int, int]:
         """(warm-up calls, timed calls) per worker: >= 60 timed batch-1 calls over the rounds unless quick."""
         if self.quick:
             return (2, 10) if batch == 1 else (1, 3)
-        return (10, 20) if batch == 1 else (2, 5)
+        return (10, max(20, -(-60 // self.round_count))) if batch == 1 else (2, 5)
 
 
 def bench_settings(task: str = DEFAULT_TASK, **given: Any) -> BenchSettings:
@@ -209,8 +248,10 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None,
     """Measure every candidate at every batch size, each in its own worker process, over
     ``settings.round_count`` rounds; rows carry the median, the spread between rounds (p10 / p90),
     throughput, MAdds, % of the GEMM peak (``machine``'s, measured when not given), the CPU and
-    the speed ratios against the task's references (``_set_ratios``; >1: faster). A candidate that fails gives a row with ``error``; one that
-    cannot run here (bf16 without native bf16, ...) a row with ``absent`` and the reason as ``error``."""
+    the speed ratios against the task's references (``_set_ratios``; >1: faster). A candidate that fails gives a row
+    with ``error``; one that cannot run here (bf16 without native bf16, ...) a row with ``absent`` and the reason as
+    ``error``. With a ``workdir``, exports and finished worker runs (``TIMINGS_FILE``) are kept there: a run
+    stopped half-way and started again with the same folder times only what is left."""
     s = settings
     check_settings(s)
     machine = machine if machine is not None else machine_info(s)
@@ -220,9 +261,8 @@ def run_bench(settings: BenchSettings, workdir: Optional[Path] = None,
         specs = _specs(s, root)
         absent = {spec: precision_absent(spec.runtime, spec.precision, s.device) for spec in specs}
         live = [spec for spec in specs if absent[spec] is None]
-        with _progress(len({_model_key(sp) for sp in specs}) + s.round_count * len(live)) as bar:
-            prepared = _prepare(specs, absent, s, bar)
-            timings = _time_rounds(live, prepared, s, bar)
+        prepared = _prepare(specs, absent, s)
+        timings = _time_rounds(live, prepared, s, TimingLog(root / TIMINGS_FILE, machine.get("cpu", "")))
     common = {"task": s.task, "input_size": list(input_hw(s.input_size)), "threads": s.threads, "device": s.device,
               "dtype": "fp16" if s.fp16 else "fp32", "cpu": machine.get("cpu", hardware.cpu_name())}
     if s.plan.timed:
@@ -237,70 +277,119 @@ def _model_key(spec: CandidateSpec) -> tuple[str, str, str]:
     return spec.task, spec.impl, spec.source
 
 
-def _progress(total: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="bench workers", unit="worker", disable=None, leave=False)
-
-
-def _prepare(specs: list[CandidateSpec], absent: dict, s: BenchSettings, bar) -> dict[CandidateSpec, dict]:
+def _prepare(specs: list[CandidateSpec], absent: dict, s: BenchSettings) -> dict[CandidateSpec, dict]:
     """MAdds of every model and the exported files the live candidates need, written once for the
-    whole run: in one worker (exports are not timed), or one worker per model if that one dies."""
+    whole run (files already in the folder are kept): one worker per model (exports are not timed)."""
     groups: dict[tuple, list[CandidateSpec]] = {}
     for spec in specs:
         groups.setdefault(_model_key(spec), []).append(spec)
     # NOTE: a model whose candidates are all absent gets an eager stand-in, which only counts its MAdds
     todo = {key: [sp for sp in group if absent[sp] is None] or [replace(group[0], runtime="eager", precision="fp32")]
             for key, group in groups.items()}
-    bar.set_postfix_str("exports")
-    everything = [sp for group in todo.values() for sp in group]
-    try:
-        results = dict(zip(everything, _run_prepare(everything, s)))
-    except IsolatedError as err:
-        log.warning("preparing in one worker failed (%s); one worker per model instead", _isolated_message(err))
-        results = {}
+    files = sum(1 for group in todo.values() for sp in group if runtime_format(sp.runtime) is not None)
+    log.info("phase 1/2: exports of %d models (%d exported candidates; files already in the work folder are reused)",
+             len(groups), files)
+    results: dict[CandidateSpec, dict] = {}
+    with PhaseProgress(len(groups), "exports", "model") as bar:
         for key, group in todo.items():
+            bar.set_postfix_str(f"{key[1]}/{key[2]}")
             try:
                 results.update(zip(group, _run_prepare(group, s)))
             except IsolatedError as err:
-                message = _isolated_message(err)
-                log.warning("preparing %s/%s failed: %s", key[1], key[2], message)
-                results.update({sp: {"madds": None, "errors": {str(b): message for b in s.batches}} for sp in group})
-    bar.update(len(groups))
+                log.warning("preparing %s/%s failed: %s; one worker per candidate instead", key[1], key[2],
+                            _isolated_message(err))
+                # the files written before the failure stay; each candidate's own worker finds its fate
+                for sp in group:
+                    try:
+                        results.update(zip([sp], _run_prepare([sp], s)))
+                    except IsolatedError as err:
+                        message = _isolated_message(err)
+                        log.warning("preparing %s failed: %s", sp.label, message)
+                        results[sp] = {"madds": None, "errors": {str(b): message for b in s.batches}}
+            bar.update()
     prepared = {}
     for key, group in groups.items():
-        madds = results[todo[key][0]]["madds"]
+        madds = next((results[sp]["madds"] for sp in todo[key] if results[sp]["madds"]), None)
         prepared.update({sp: results.get(sp, {"madds": madds, "errors": {}}) for sp in group})
     return prepared
 
 
 def _run_prepare(specs: list[CandidateSpec], s: BenchSettings) -> list[dict]:
-    models = len({_model_key(sp) for sp in specs})  # each may take a worker's time limit to export
     return run_isolated(f"{WORKER}:prepare", {"specs": [sp.to_json() for sp in specs]}, threads=s.threads,
-                        timeout=WORKER_TIMEOUT_S * models)
+                        timeout=WORKER_TIMEOUT_S)
 
 
-def _time_rounds(live: list[CandidateSpec], prepared: dict, s: BenchSettings, bar) -> dict[CandidateSpec, dict]:
+class TimingLog:
+    """The finished worker runs of a bench, one JSON line each in the work folder, so that a run started
+    again with the same folder (``--workdir``) skips them. A line counts only for the same candidate, round
+    and CPU; anything else in the file is ignored."""
+
+    def __init__(self, path: Path, cpu: str) -> None:
+        self.path, self.cpu = path, cpu
+        self.done: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                    self.done[record["key"]] = record["result"]
+                except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+                    continue
+
+    def key(self, spec: CandidateSpec, round_index: int) -> str:
+        return json.dumps({"spec": spec.to_json(), "round": round_index, "cpu": self.cpu}, sort_keys=True)
+
+    def get(self, spec: CandidateSpec, round_index: int) -> Optional[dict]:
+        return self.done.get(self.key(spec, round_index))
+
+    def add(self, spec: CandidateSpec, round_index: int, result: dict) -> None:
+        key = self.key(spec, round_index)
+        self.done[key] = result
+        with self.path.open("a") as f:
+            f.write(json.dumps({"key": key, "result": result}) + "\n")
+
+
+def _time_rounds(live: list[CandidateSpec], prepared: dict, s: BenchSettings,
+                 kept: TimingLog) -> dict[CandidateSpec, dict]:
     """Per candidate: ``{"rounds": {batch: [per-round call times]}, "errors": {batch: message}}``."""
     out = {spec: {"rounds": {}, "errors": dict(prepared[spec]["errors"])} for spec in live}
-    for r, order in enumerate(round_orders(len(live), s.round_count)):
-        for i in order:
-            spec = live[i]
-            bar.set_postfix_str(f"round {r + 1}: {spec.label}")
-            todo = tuple(step for step in spec.schedule if str(step[0]) not in prepared[spec]["errors"])
-            if todo:
-                _time_one(replace(spec, schedule=todo), out[spec], s)
-            bar.update()
+    orders = round_orders(len(live), s.round_count)
+    total = len(live) * s.round_count
+    log.info("phase 2/2: timing %d candidates x %d rounds = %d worker runs, one at a time", len(live),
+             s.round_count, total)
+    reused = 0
+    with PhaseProgress(total, "timing", "run") as bar:
+        for r, order in enumerate(orders):
+            for i in order:
+                spec = live[i]
+                bar.set_postfix_str(f"round {r + 1}/{len(orders)}: {spec.label}")
+                todo = tuple(step for step in spec.schedule if str(step[0]) not in prepared[spec]["errors"])
+                if todo:
+                    spec_now = replace(spec, schedule=todo)
+                    result = kept.get(spec_now, r)
+                    if result is None:
+                        result, finished = _time_one(spec_now, s)
+                        if finished:  # a worker that died or overran is tried again by the next run
+                            kept.add(spec_now, r, result)
+                    else:
+                        reused += 1
+                    _merge(result, out[spec])
+                bar.update()
+    if reused:
+        log.info("reused %d finished worker runs from %s", reused, kept.path)
     return out
 
 
-def _time_one(spec: CandidateSpec, into: dict, s: BenchSettings) -> None:
+def _time_one(spec: CandidateSpec, s: BenchSettings) -> tuple[dict, bool]:
+    """The worker's result, and whether the worker finished (False: it died, overran or raised)."""
     try:
-        result = run_isolated(f"{WORKER}:time_candidate", {"spec": spec.to_json()}, threads=s.threads,
-                              timeout=WORKER_TIMEOUT_S)
+        return run_isolated(f"{WORKER}:time_candidate", {"spec": spec.to_json()}, threads=s.threads,
+                            timeout=WORKER_TIMEOUT_S), True
     except IsolatedError as err:
         log.warning("%s: %s", spec.label, err)
-        result = {"times_ms": {}, "errors": {str(b): _isolated_message(err) for b in spec.batches}}
+        return {"times_ms": {}, "errors": {str(b): _isolated_message(err) for b in spec.batches}}, False
+
+
+def _merge(result: dict, into: dict) -> None:
     for batch, times in result["times_ms"].items():
         into["rounds"].setdefault(batch, []).append(times)
     for batch, message in result["errors"].items():

@@ -99,9 +99,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda (torch runtimes only)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
     p.add_argument("--quick", action="store_true", help="a short run: one round, few timed calls, no torch.compile")
+    p.add_argument("--full", action="store_true",
+                   help="the whole sweep: every runtime (torch.compile and ExecuTorch too, whose preparation takes "
+                   "minutes per model on 2 cores) and every peer of the task, where --runtimes / --peers do not say "
+                   "otherwise; without it the default run leaves those out (it says which, and the flag that adds "
+                   "them) and takes minutes; with --workdir a long run can be stopped and started again")
     p.add_argument("--workdir", type=Path, default=None,
-                   help="folder for the exported files (default: a temporary one); files already there are "
-                   "reused, so a second run skips the exports")
+                   help="folder for the exported files and the finished worker runs (default: a temporary one); "
+                   "what is already there is reused, so a run stopped half-way and started again with the same "
+                   "folder only times what is left, and a second run skips the exports")
     p.add_argument("--json", action="store_true",
                    help="print the rows as a JSON list instead of the table (the machine header: --save-json)")
     p.add_argument("--save-json", type=Path, default=None, metavar="FILE",
@@ -124,10 +130,12 @@ def run(args: argparse.Namespace) -> int:
     settings = bench_settings(args.task, models=args.models, peers=args.peers, runtimes=args.runtimes,
                               peer_runtimes=args.peer_runtimes, batches=args.batches, input_size=args.input_size,
                               threads=args.threads, device=args.device, fp16=args.fp16, quick=args.quick,
-                              precisions=args.precisions, rounds=args.rounds)
+                              precisions=args.precisions, rounds=args.rounds, full=args.full)
     check_settings(settings)  # before the GEMM peak is measured
     if args.train:
         return _run_train(args, settings)
+    for line in settings.left_out:
+        log.info("left out of this run: %s", line)
     machine = machine_info(settings)
     rows = run_bench(settings, workdir=args.workdir, machine=machine)
     plots = _plot(rows, args.plot or Path(DEFAULT_PLOT), machine) if settings.plan.plots else []
@@ -139,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_header(machine, rows))
     print(format_table(rows))
+    for line in settings.left_out:
+        print(f"left out: {line}")
     for path in plots:
         print(f"plot: {path}")
     if args.save_json:

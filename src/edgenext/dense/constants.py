@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-#: The sizes each task is measured at (paper Sec. 4.2 / 4.3, ml-cvnets v0.1's recipes).
-DETECTION_INPUT_SIZE = 320
-SEGMENTATION_INPUT_SIZE = 512
-
-#: Class counts of the papers' datasets, background included (COCO's 80 + 1, VOC's 20 + 1).
-COCO_NUM_CLASSES = 81
-VOC_NUM_CLASSES = 21
+#: The sizes each task is measured at (paper Sec. 4.2 / 4.3, ml-cvnets v0.1's recipes) and the class
+#: counts of the papers' datasets, background included (COCO's 80 + 1, VOC's 20 + 1): defined in
+#: ``edgenext.constants`` (the task registry reads them without importing dense code), one value each.
+from ..constants import COCO_NUM_CLASSES, DETECTION_INPUT_SIZE, SEGMENTATION_INPUT_SIZE, VOC_NUM_CLASSES  # noqa: E402,F401
 
 #: Parameters and multiply-adds the paper reports for SSDLite on COCO at 320 (reference/paper.md), by backbone.
 PAPER_SSDLITE = {

@@ -10,10 +10,9 @@ import math
 from typing import Optional
 
 import torch
-from timm.layers import DropPath
 from torch import nn
 
-from .layers import XCA, ActLayer, Mlp, NormName, PositionalEncodingFourier, make_norm
+from .layers import XCA, ActLayer, Mlp, NormName, PositionalEncodingFourier, StochasticDepth, make_norm
 
 
 def _layer_scale(dim: int, init: float) -> Optional[nn.Parameter]:
@@ -47,7 +46,7 @@ class ConvEncoder(nn.Module):
         self.norm = make_norm(norm_layer, dim, channels_last=True)
         self.mlp = Mlp(dim, int(expand_ratio * dim), act_layer)
         self.gamma = _layer_scale(dim, layer_scale_init)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -125,7 +124,7 @@ class SDTAEncoder(nn.Module):
         self.norm = make_norm(norm_layer, dim, channels_last=True)
         self.mlp = Mlp(dim, int(expand_ratio * dim), act_layer)
         self.gamma = _layer_scale(dim, layer_scale_init)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path) if drop_path > 0 else nn.Identity()
 
     def _split_convs(self, x: torch.Tensor) -> torch.Tensor:
         # NOTE: slicing, not a list-size torch.split: ONNX Runtime rejects the latter's graph.

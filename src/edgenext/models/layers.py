@@ -22,6 +22,29 @@ ActLayer = Union[str, Callable[[], nn.Module]]
 LAYERNORM_EPS = 1e-6
 
 
+class StochasticDepth(nn.Module):
+    """Drops a residual branch for a random part of the batch while training (stochastic depth,
+    Huang et al. 2016): each sample's branch output is kept with probability ``1 - drop_prob`` and
+    then scaled by ``1 / (1 - drop_prob)``, so its expectation is unchanged; the identity in eval.
+    (Ours rather than timm's ``DropPath``, so that building a model does not import timm.)"""
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        if not 0.0 <= drop_prob < 1.0:
+            raise ValueError(f"drop_prob must be in [0, 1), got {drop_prob}")
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.drop_prob == 0.0:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of a ``(B, C, H, W)`` map."""
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Sequence, Union
 from torch import nn
 
 from ..device import resolve_device
-from ..inference.dense import LoadedDense, load_run_model
 from ..models import Checkpoint, read_weights
 from ..models.edgenext import InputSize
 from ..models.weights import CheckpointError, PathLike
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..deploy.export import ExportResult
+    from ..inference.dense import LoadedDense
     from .efficiency import BenchPlan
 
 #: constructor options of a run's network that only matter while training (stochastic depth)
@@ -59,7 +59,7 @@ class DenseTask(TaskSpec):
         options = {k: v for k, v in dict(config.get("task_kwargs") or {}).items() if k not in _TRAINING_ONLY}
         return self.network(config["model"], num_classes, input_size=config["input_size"], **options)
 
-    def load(self, weights: Union[PathLike, Checkpoint], device: Any = "cpu") -> LoadedDense:
+    def load(self, weights: Union[PathLike, Checkpoint], device: Any = "cpu") -> "LoadedDense":
         """The trained model of a checkpoint of ``edgenext train --task <this task>``, in eval mode;
         ``CheckpointError`` naming the file for anything else (another task's, a foreign file)."""
         checkpoint = weights if isinstance(weights, Checkpoint) else read_weights(weights)
@@ -71,9 +71,11 @@ class DenseTask(TaskSpec):
         if found != self.name:
             raise CheckpointError(f"{checkpoint.source}: {_describe(found)}, but --task {self.name} was asked for; "
                                   f"use --task {found} (or leave --task out)")
+        from ..inference.dense import load_run_model  # torchvision & co: imported when a model is loaded
+
         return load_run_model(checkpoint, self.network_of_run, task=self.name, title=self.title, device=device)
 
-    def _load_for(self, opts: Any, checkpoint: Optional[Checkpoint], device: Any) -> LoadedDense:
+    def _load_for(self, opts: Any, checkpoint: Optional[Checkpoint], device: Any) -> "LoadedDense":
         """``--weights`` (the peeked checkpoint when there is one); checks ``--model`` against its backbone."""
         loaded = self.load(checkpoint if checkpoint is not None else opts.weights, device)
         backbone = loaded.config.get("model")
@@ -93,7 +95,7 @@ class DenseTask(TaskSpec):
             raise ValueError(f"--crop-pct is for classification (center crops); --task {self.name} does not crop")
         return None if opts.input_size is None else self.check_eval_size(tuple(opts.input_size))
 
-    def _loaded(self, opts: Any, checkpoint: Optional[Checkpoint]) -> tuple[LoadedDense, Optional[int], Any]:
+    def _loaded(self, opts: Any, checkpoint: Optional[Checkpoint]) -> tuple["LoadedDense", Optional[int], Any]:
         eval_size = self._eval_size(opts)
         device = resolve_device(opts.device)
         return self._load_for(opts, checkpoint, device), eval_size, device
@@ -255,7 +257,7 @@ def _describe(task: str) -> str:
 
 
 def load_dense_model(weights: Union[PathLike, Checkpoint], *, task: Optional[str] = None,
-                     device: Any = "cpu") -> LoadedDense:
+                     device: Any = "cpu") -> "LoadedDense":
     """A detector or segmenter from a checkpoint of ``edgenext train --task detect|segment``, in eval mode.
 
     ``task``: the task to insist on (a checkpoint of another is an error naming it); None takes the

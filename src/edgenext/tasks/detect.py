@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from torch import nn
 
-from ..dense.constants import COCO_NUM_CLASSES, DETECTION_INPUT_SIZE
+from ..constants import COCO_NUM_CLASSES, DETECTION_INPUT_SIZE
 from ..models.edgenext import InputSize, input_hw
 from .dense_base import EVAL_BATCH, DenseTask
 from .registry import register_task

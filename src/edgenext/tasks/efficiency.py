@@ -30,7 +30,7 @@ class BenchPlan:
 
     #: our default models: variants, or the backbones of the task's network
     models: tuple[str, ...]
-    #: the default peers, built by ``peer_impl``
+    #: every peer of the full sweep (``--full``), built by ``peer_impl``
     peers: tuple[str, ...]
     #: who implements the peers (a row's ``impl``): "timm", "torchvision", ...
     peer_impl: str
@@ -68,6 +68,10 @@ class BenchPlan:
     reference: Literal["first_model", "first_peer"] = "first_peer"
     #: the bench draws its plots (published top-1 against latency, every runtime per model)
     plots: bool = False
+    #: the peers of the default (short) run; None: all of ``peers``
+    short_peers: Optional[tuple[str, ...]] = None
+    #: the peers' runtimes in the default (short) run; None: ``default_peer_runtimes`` (twins follow ours)
+    short_peer_runtimes: Optional[tuple[str, ...]] = None
 
     def row_name(self, model: str) -> str:
         """The ``model`` of our rows for ``model`` (a variant, or a backbone with the head's prefix)."""

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from torch import nn
 
-from ..dense.constants import SEGMENTATION_INPUT_SIZE, VOC_NUM_CLASSES
+from ..constants import SEGMENTATION_INPUT_SIZE, VOC_NUM_CLASSES
 from ..models.edgenext import InputSize, input_hw
 from .base import DETECTION_ONLY, refuse_options
 from .dense_base import EVAL_BATCH, DenseTask
