@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
+from ..deploy.fusion.channels_first import in_layout
 from ..deploy.parity import example_input
 from ..models.profile import count_madds
 from ..tasks.efficiency import bench_plan
@@ -35,14 +36,31 @@ CALIBRATION_IMAGES = 16
 
 
 def build_module(spec: CandidateSpec) -> nn.Module:
-    """The eager network ``spec`` times, as its task's bench plan builds it (random weights; nothing is downloaded)."""
+    """The eager network ``spec`` times, as its task's bench plan builds it (random weights, made to
+    look trained by ``like_trained``; nothing is downloaded)."""
     plan = bench_plan(spec.task)
     if spec.impl == "ours":
-        return plan.build_ours(spec.source, spec.input_size)
+        return like_trained(plan.build_ours(spec.source, spec.input_size))
     if spec.impl == plan.peer_impl:
-        return plan.build_peer(spec.source, spec.input_size)
+        return like_trained(plan.build_peer(spec.source, spec.input_size))
     raise ValueError(f"unknown implementation {spec.impl!r} of {spec.model}: --task {spec.task} benches ours "
                      f"and {plan.peer_impl}'s")
+
+
+@torch.no_grad()
+def like_trained(module: nn.Module, seed: int = 0) -> nn.Module:
+    """``module`` with every constant-initialised parameter (zero biases, unit norm scales, layer
+    scales) perturbed a little, as training leaves them, the same way for every model: an exporter
+    or graph simplifier would otherwise drop the zero bias adds and unit scales, and time a graph
+    lighter than any trained model's."""
+    gen = torch.Generator().manual_seed(seed)
+    for param in module.parameters():
+        if param.is_floating_point() and param.numel() > 0:
+            flat = param.detach().flatten()
+            if bool((flat == flat[0]).all()):
+                noise = torch.randn(param.shape, generator=gen).to(param.dtype)
+                param.add_(noise * (0.02 * flat[0].abs().clamp_min(0.5)))
+    return module
 
 
 def _deployable(spec: CandidateSpec, module: nn.Module) -> nn.Module:
@@ -117,6 +135,7 @@ def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,
     if fmt is None:
         raise ValueError(f"{spec.runtime} runs in PyTorch: there is no file to export")
     static = batch if fmt.static_batch else None
+    module = in_layout(module, fmt.layout)  # as edgenext export writes it for this format
     fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
                calibration=calibration, **_output_names(spec))
 

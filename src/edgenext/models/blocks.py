@@ -7,12 +7,31 @@ Both keep the stage's feature map in ``(B, C, H, W)`` between blocks and work ch
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
 from .layers import XCA, ActLayer, Mlp, NormName, PositionalEncodingFourier, StochasticDepth, make_norm
+
+
+def split_convs(x: torch.Tensor, convs: Sequence[nn.Module], width: int, passthrough: bool, dim: int) -> torch.Tensor:
+    """The SDTA's split depth-wise convolutions (paper Sec. 3.2): the channels along ``dim`` in
+    groups of ``width``; each group but the first adds the previous conv's output before its own
+    conv; the group left over (``passthrough``) is kept as it is; the outputs concatenated."""
+    # NOTE: basic slicing, not a list-size torch.split (ONNX Runtime rejects the latter's graph) nor
+    # narrow (ExecuTorch's quantised XNNPACK program then fails at run time)
+    lead = (slice(None),) * (dim % x.dim())
+    outs = []
+    sp = x[lead + (slice(0, width),)]
+    for i, conv in enumerate(convs):
+        if i > 0:
+            sp = sp + x[lead + (slice(i * width, (i + 1) * width),)]
+        sp = conv(sp)
+        outs.append(sp)
+    if passthrough:
+        outs.append(x[lead + (slice(len(convs) * width, None),)])
+    return torch.cat(outs, dim=dim)
 
 
 def _layer_scale(dim: int, init: float) -> Optional[nn.Parameter]:
@@ -127,18 +146,7 @@ class SDTAEncoder(nn.Module):
         self.drop_path = StochasticDepth(drop_path) if drop_path > 0 else nn.Identity()
 
     def _split_convs(self, x: torch.Tensor) -> torch.Tensor:
-        # NOTE: slicing, not a list-size torch.split: ONNX Runtime rejects the latter's graph.
-        w = self.width
-        outs = []
-        sp = x[:, :w]
-        for i, conv in enumerate(self.convs):
-            if i > 0:
-                sp = sp + x[:, i * w : (i + 1) * w]
-            sp = conv(sp)
-            outs.append(sp)
-        if self.passthrough:
-            outs.append(x[:, self.num_convs * w :])
-        return torch.cat(outs, dim=1)
+        return split_convs(x, self.convs, self.width, self.passthrough, dim=1)
 
     def _attention(self, x: torch.Tensor) -> torch.Tensor:
         y = self.xca(x if self.xca_norm_shortcut else self.norm_xca(x))

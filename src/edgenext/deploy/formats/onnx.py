@@ -199,4 +199,4 @@ class OnnxRunner:
 
 
 register(ExportFormat("onnx", ".onnx", EXTRA, "onnxruntime", export_onnx, OnnxRunner, multi_output=True,
-                      precisions=("fp32", "int8"), order=10))
+                      precisions=("fp32", "int8"), order=10, layout="channels_first"))

@@ -115,4 +115,5 @@ class OpenVinoRunner:
 
 
 register(ExportFormat("openvino", ".xml", EXTRA, "openvino", export_openvino, OpenVinoRunner, multi_output=True,
-                      precisions=("fp32", "bf16", "int8"), needs={"int8": ("nncf", EXTRA)}, order=40))
+                      precisions=("fp32", "bf16", "int8"), needs={"int8": ("nncf", EXTRA)}, order=40,
+                      layout="channels_first"))

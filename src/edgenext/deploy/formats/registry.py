@@ -82,6 +82,10 @@ class ExportFormat:
     needs: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
     #: place in listings (the CLI's --format choices, messages naming formats): lower first
     order: int = 100
+    #: the layout a fused classifier is written in (``edgenext.deploy.fusion.channels_first.in_layout``):
+    #: "channels_first" where the engine's fast kernels are NCHW convolutions (measured per engine,
+    #: benchmarks/results.md)
+    layout: str = "channels_last"
 
     def __post_init__(self) -> None:
         if not self.precisions or self.precisions[0] != "fp32":

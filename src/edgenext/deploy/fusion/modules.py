@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...models.blocks import split_convs
 from ...models.features import StageMaps
 from ...models.layers import PositionalEncodingFourier
 
@@ -192,17 +193,7 @@ class FusedSDTA(nn.Module):
         self.mlp = mlp
 
     def _split_convs(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.width
-        outs = []
-        sp = x[..., :w]
-        for i, conv in enumerate(self.convs):
-            if i > 0:
-                sp = sp + x[..., i * w : (i + 1) * w]
-            sp = conv(sp)
-            outs.append(sp)
-        if self.passthrough:
-            outs.append(x[..., len(self.convs) * w :])
-        return torch.cat(outs, dim=-1)  # (B, H, W, C)
+        return split_convs(x, self.convs, self.width, self.passthrough, dim=-1)  # (B, H, W, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
