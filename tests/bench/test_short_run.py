@@ -12,9 +12,11 @@ from edgenext import hardware
 from edgenext.bench import run as run_mod
 from edgenext.bench.candidates import CandidateSpec
 from edgenext.bench.isolate import IsolatedError, _exit_reason, _informative
+from edgenext.bench.peak import gemm_peaks, onnxruntime_gemm_peak
 from edgenext.bench.progress import PhaseProgress
 from edgenext.bench.run import SLOW_TO_PREPARE, TIMINGS_FILE, bench_settings, run_bench
 from edgenext.cli.main import main
+from edgenext.optional import is_installed
 from edgenext.tasks.efficiency import bench_plan
 
 MACHINE = {"cpu": "test CPU", "gemm_peak_gflops": {"fp32": 10.0}}
@@ -145,3 +147,10 @@ def test_a_onednn_cap_below_bf16_means_no_native_bf16(monkeypatch, cap, native):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     have, why = hardware.native_bf16()
     assert have is native and (native or "ONEDNN_MAX_CPU_ISA" in why)
+
+
+@pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_the_fp32_peak_also_asks_onnxruntime():
+    # MKL takes its AVX2 path on AMD CPUs: torch.mm alone would understate the peak there
+    assert onnxruntime_gemm_peak(size=64, repeats=2, threads=1) > 0
+    assert gemm_peaks(["fp32"], size=64, repeats=2)["fp32"] > 0

@@ -1,15 +1,24 @@
-"""channels_first(): the fused classifier rewritten for NCHW engines computes the same function for
-every variant, has no transposes, and is what the ONNX / OpenVINO exports write."""
+"""channels_first(): the fused classifier or backbone rewritten for NCHW engines computes the same
+function for every variant and output stride, has no layout transposes, and is what the ONNX /
+OpenVINO exports write (dense networks: their backbone rewritten inside)."""
 
 import onnx
 import pytest
 import torch
 
 import edgenext
-from edgenext.deploy import fuse
+from edgenext.deploy import fuse, fuse_dense
 from edgenext.deploy.export import export_model
 from edgenext.deploy.formats import FORMATS
-from edgenext.deploy.fusion.channels_first import ChannelsFirstEdgeNeXt, channels_first, in_layout
+from edgenext.deploy.fusion import FusedEdgeNeXtFeatures
+from edgenext.deploy.fusion.channels_first import (
+    ChannelsFirstEdgeNeXt,
+    ChannelsFirstEdgeNeXtFeatures,
+    channels_first,
+    in_layout,
+)
+from edgenext.dense.deeplabv3 import deeplabv3
+from edgenext.dense.ssdlite import SSDLiteRaw, ssdlite
 from edgenext.optional import is_installed
 
 TOL = 1e-4
@@ -57,6 +66,7 @@ def test_in_layout_rewrites_fused_classifiers_only(cached_model):
         in_layout(fused, "nhwc")
     with pytest.raises(TypeError, match="FusedEdgeNeXt"):
         channels_first(unfused)
+    assert in_layout(torch.nn.Conv2d(3, 3, 1), "channels_first").__class__ is torch.nn.Conv2d
     assert {FORMATS[name].layout for name in ("onnx", "openvino")} == {"channels_first"}
 
 
@@ -67,3 +77,32 @@ def test_the_onnx_export_writes_the_channels_first_graph_and_passes_parity(cache
     # no layout change anywhere; the only LayerNormalization left is the head's, on (B, C)
     assert not _layout_transposes(nodes) and [n.op_type for n in nodes].count("LayerNormalization") <= 1
     assert result.max_abs_diff < TOL
+
+
+@pytest.mark.parametrize("output_stride", [32, 16, 8])
+@pytest.mark.parametrize("name", ["edgenext_xx_small", "edgenext_small_bn_hs", "edgenext_base"])
+def test_channels_first_backbones_give_the_same_maps(name, output_stride, randomize):
+    model = randomize(edgenext.create_model(name, features_only=True, output_stride=output_stride)).eval()
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(x)
+        first = channels_first(fuse(model, (64, 96)))
+        got = first(x)
+    assert isinstance(first, ChannelsFirstEdgeNeXtFeatures) and first.reductions == model.reductions
+    assert [g.shape for g in got] == [w.shape for w in want] and all(g.is_contiguous() for g in got)
+    assert max((g - w).abs().max().item() for g, w in zip(got, want)) < TOL
+
+
+def test_in_layout_rewrites_the_backbone_inside_a_fused_detector_and_segmenter(randomize):
+    torch.manual_seed(0)
+    raw = SSDLiteRaw(randomize(ssdlite("edgenext_xx_small", 5, image_size=128)).eval()).eval()
+    segmenter = randomize(deeplabv3("edgenext_xx_small", 5, output_stride=16)).eval()
+    for model, x in ((raw, torch.rand(1, 3, 128, 128)), (segmenter, torch.rand(1, 3, 64, 64))):
+        fused = fuse_dense(model, x.shape[-2:])
+        first = in_layout(fused, "channels_first")
+        assert any(isinstance(m, ChannelsFirstEdgeNeXtFeatures) for m in first.modules())
+        assert any(isinstance(m, FusedEdgeNeXtFeatures) for m in fused.modules())  # the fused model is not touched
+        with torch.no_grad():
+            want, got = model(x), first(x)
+        want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
+        assert all((g - w).abs().max().item() < TOL * max(1.0, w.abs().max().item()) for g, w in zip(got, want))

@@ -1,4 +1,4 @@
-"""The fused classifier in channels-first form, for engines whose fast kernels are NCHW convolutions.
+"""The fused classifier or backbone in channels-first form, for engines whose fast kernels are NCHW convolutions.
 
 ``fuse`` keeps every activation channels-last, which suits engines that run the point-wise
 layers as GEMMs over ``(B, H, W, C)`` (ONNX Runtime, eager PyTorch). OpenVINO's CPU plugin runs
@@ -8,6 +8,9 @@ change around every depth-wise convolution. ``channels_first(fused)`` rewrites a
 prefers: depth-wise convolutions on NCHW maps, the point-wise Linears as 1x1 convolutions, the
 LayerNorms over the channel axis, and the SDTA tokens as ``(B, C, N)``, so the XCA's ``qkv`` and
 projection are plain ``W @ x`` products with no transpose anywhere from the stem to the head.
+A ``FusedEdgeNeXtFeatures`` backbone (output stride 32, 16 or 8) gets the same rewrite, and
+``in_layout`` rewrites the backbone inside a fused detector or segmenter, whose heads are NCHW
+convolutions already.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...models.blocks import split_convs
+from ...models.features import StageMaps
 from .modules import (
     _NORMALIZE_EPS,
     ChannelAffine,
     FusedConvBlock,
     FusedDownsample,
     FusedEdgeNeXt,
+    FusedEdgeNeXtFeatures,
     FusedHead,
     FusedMlp,
     FusedPaddedDownsample,
@@ -190,13 +195,17 @@ def _block(layer: nn.Module) -> nn.Module:
     raise TypeError(f"no channels-first form for {type(layer).__name__}")
 
 
+def _stem_and_stages(fused: nn.Module) -> tuple[StemFirst, nn.Sequential]:
+    stages = nn.Sequential(*(nn.Sequential(*(_block(layer) for layer in stage)) for stage in fused.stages))
+    return StemFirst(fused.stem), stages
+
+
 class ChannelsFirstEdgeNeXt(nn.Module):
     """A ``FusedEdgeNeXt`` rewritten channels-first (same weights, same outputs)."""
 
     def __init__(self, fused: FusedEdgeNeXt) -> None:
         super().__init__()
-        self.stem = StemFirst(fused.stem)
-        self.stages = nn.Sequential(*(nn.Sequential(*(_block(layer) for layer in stage)) for stage in fused.stages))
+        self.stem, self.stages = _stem_and_stages(fused)
         self.head = HeadFirst(fused.head)
         self.in_chans, self.num_classes = fused.in_chans, fused.num_classes
         self.pretrained_cfg, self.input_size = dict(fused.pretrained_cfg), fused.input_size
@@ -205,21 +214,57 @@ class ChannelsFirstEdgeNeXt(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-def channels_first(fused: FusedEdgeNeXt) -> ChannelsFirstEdgeNeXt:
-    """``fused`` (from ``fuse``) in channels-first form: the same function, no transposes."""
-    if not isinstance(fused, FusedEdgeNeXt):
-        raise TypeError(f"channels_first takes a FusedEdgeNeXt (edgenext.deploy.fuse(model)), got {type(fused).__name__}")
-    return ChannelsFirstEdgeNeXt(fused).eval()
+class ChannelsFirstEdgeNeXtFeatures(StageMaps, nn.Module):
+    """A ``FusedEdgeNeXtFeatures`` backbone (any output stride) rewritten channels-first: the same
+    list of ``(B, C, H, W)`` maps, contiguous."""
+
+    def __init__(self, fused: FusedEdgeNeXtFeatures) -> None:
+        super().__init__()
+        self.stem, self.stages = _stem_and_stages(fused)
+        self.out_indices, self.feature_info = fused.out_indices, fused.feature_info
+        self.in_chans, self.pretrained_cfg, self.input_size = fused.in_chans, dict(fused.pretrained_cfg), fused.input_size
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs
 
 
-#: the two layouts a fused classifier can be written in (``ExportFormat.layout``)
+def channels_first(fused: nn.Module) -> nn.Module:
+    """``fused`` (a ``FusedEdgeNeXt`` or ``FusedEdgeNeXtFeatures`` from ``fuse``) in channels-first
+    form: the same function, no layout transposes."""
+    if isinstance(fused, FusedEdgeNeXt):
+        return ChannelsFirstEdgeNeXt(fused).eval()
+    if isinstance(fused, FusedEdgeNeXtFeatures):
+        return ChannelsFirstEdgeNeXtFeatures(fused).eval()
+    raise TypeError(f"channels_first takes a FusedEdgeNeXt or FusedEdgeNeXtFeatures (edgenext.deploy.fuse(model)), "
+                    f"got {type(fused).__name__}")
+
+
+#: the two layouts a fused model can be written in (``ExportFormat.layout``)
 LAYOUTS = ("channels_last", "channels_first")
+_FUSED = (FusedEdgeNeXt, FusedEdgeNeXtFeatures)
 
 
 def in_layout(module: nn.Module, layout: str) -> nn.Module:
-    """``module`` as an export format wants it: a ``FusedEdgeNeXt`` rewritten channels-first for
-    ``layout="channels_first"``; anything else (another layout, an unfused model, a dense network)
-    unchanged."""
+    """``module`` as an export format wants it: for ``layout="channels_first"`` a fused classifier or
+    backbone rewritten channels-first, and a network holding one (a fused detector or segmenter) copied
+    with its backbone rewritten; anything else (another layout, unfused models) unchanged."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: choose from {', '.join(LAYOUTS)}")
-    return channels_first(module) if layout == "channels_first" and isinstance(module, FusedEdgeNeXt) else module
+    if layout != "channels_first":
+        return module
+    if isinstance(module, _FUSED):
+        return channels_first(module)
+    if not any(isinstance(m, _FUSED) for m in module.modules()):
+        return module
+    out = copy.deepcopy(module)
+    for parent in list(out.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _FUSED):
+                setattr(parent, name, channels_first(child))
+    return out
