@@ -1,11 +1,14 @@
-"""Dense fusion: batch-1 latency of SSDLite- and DeepLabv3-EdgeNeXt unfused vs ``fuse_dense``d, in
-eager PyTorch and ONNX Runtime, both forms timed in this one process, alternately per round.
+"""Dense fusion: batch-1 latency of SSDLite- and DeepLabv3-EdgeNeXt unfused, ``fuse_dense``d
+(channels-last backbone) and fused with the channels-first backbone the ONNX / OpenVINO exports
+write, in eager PyTorch, ONNX Runtime and OpenVINO; the forms timed in this one process, in turn
+per round.
 
     python benchmarks/dense_fusion.py                  # EdgeNeXt-S: SSDLite at 320, DeepLabv3 at 512, 2 threads
     python benchmarks/dense_fusion.py --backbone edgenext_xx_small --rounds 3
 
 The timed graphs are the exported ones: ``SSDLiteRaw`` (backbone, head, box decoding, softmax) and
-``DeepLabV3`` (normalisation, backbone, head, upsampling), random weights, fixed inputs.
+``DeepLabV3`` (normalisation, backbone, head, upsampling), random weights made to look trained
+(``like_trained``: no zero biases for a simplifier to drop), fixed inputs.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import torch
 from edgenext.dense.deeplabv3 import deeplabv3
 from edgenext.dense.ssdlite import SSDLiteRaw, ssdlite
 from edgenext.deploy import fuse_dense
-from edgenext.deploy.formats.onnx import OnnxRunner, export_onnx
+from edgenext.bench.worker import like_trained
+from edgenext.deploy.formats import FORMATS
+from edgenext.deploy.fusion.channels_first import in_layout
 from edgenext.hardware import cpu_name
 
 
@@ -46,14 +51,27 @@ def _median_ms(fn: Callable, x: torch.Tensor, calls: int) -> list[float]:
     return times
 
 
-def _compare(label: str, unfused: Callable, fused: Callable, x: torch.Tensor, rounds: int, calls: int) -> str:
-    a, b = [], []
+def _compare(label: str, calls_by_form: list[Callable], x: torch.Tensor, rounds: int, calls: int) -> str:
+    times: list[list[float]] = [[] for _ in calls_by_form]
     with torch.no_grad():
         for _ in range(rounds):
-            a += _median_ms(unfused, x, calls)
-            b += _median_ms(fused, x, calls)
-    ma, mb = statistics.median(a), statistics.median(b)
-    return f"| {label} | {ma:.1f} | {mb:.1f} | {ma / mb:.2f}x |"
+            for fn, into in zip(calls_by_form, times):
+                into += _median_ms(fn, x, calls)
+    medians = [statistics.median(t) for t in times]
+    cells = " | ".join(f"{m:.1f}" for m in medians)
+    ratios = " | ".join(f"{medians[0] / m:.2f}x" for m in medians[1:])
+    return f"| {label} | {cells} | {ratios} |"
+
+
+def _runners(fmt: str, forms: dict[str, torch.nn.Module], size: int, names: tuple[str, ...], tmp: str,
+             threads: int) -> list[Callable]:
+    spec = FORMATS[fmt]
+    out = []
+    for key, module in forms.items():
+        path = spec.writer(module, Path(tmp) / f"{key}{spec.suffix}", input_size=(size, size), batch=None,
+                           precision="fp32", calibration=None, output_names=names)
+        out.append(spec.runner(path, threads=threads, precision="fp32").outputs)
+    return out
 
 
 def main(argv=None) -> None:
@@ -61,20 +79,24 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     models = (
-        (f"SSDLite-{args.backbone} (320)", SSDLiteRaw(ssdlite(args.backbone, 81, image_size=320)).eval(), 320,
-         ("boxes", "scores")),
-        (f"DeepLabv3-{args.backbone} (512, OS 16)", deeplabv3(args.backbone, 21).eval(), 512, ("logits",)),
+        (f"SSDLite-{args.backbone} (320)", SSDLiteRaw(like_trained(ssdlite(args.backbone, 81, image_size=320))).eval(),
+         320, ("boxes", "scores")),
+        (f"DeepLabv3-{args.backbone} (512, OS 16)", like_trained(deeplabv3(args.backbone, 21)).eval(), 512, ("logits",)),
     )
     print(f"CPU: {cpu_name()}, {args.threads} threads, batch 1, torch {torch.__version__}")
-    print("| model, runtime | unfused ms | fused ms | speed-up |\n|---|---:|---:|---:|")
+    print("| model, runtime | unfused ms | fused ms | fused, channels-first ms | fused speed-up | channels-first "
+          "speed-up |\n|---|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for label, model, size, names in models:
             fused = fuse_dense(model, size)
+            forms = {"unfused": model, "fused": fused, "first": in_layout(fused, "channels_first")}
             x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-            print(_compare(f"{label}, eager", model, fused, x, args.rounds, args.calls), flush=True)
-            runners = [OnnxRunner(export_onnx(m, Path(tmp) / f"{k}.onnx", input_size=(size, size), output_names=names),
-                                  threads=args.threads).outputs for k, m in (("unfused", model), ("fused", fused))]
-            print(_compare(f"{label}, onnxruntime", *runners, x, args.rounds, args.calls), flush=True)
+            print(_compare(f"{label}, eager", list(forms.values()), x, args.rounds, args.calls), flush=True)
+            for fmt in ("onnx", "openvino"):
+                if FORMATS[fmt].installed:
+                    runners = _runners(fmt, forms, size, names, tmp, args.threads)
+                    print(_compare(f"{label}, {fmt}", runners, x, args.rounds, args.calls), flush=True)
+                    del runners
 
 
 if __name__ == "__main__":

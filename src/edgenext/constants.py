@@ -59,12 +59,47 @@ RELEASE_TOP1 = {
 EDGENEXT_TOP1_SOURCE = "EdgeNeXt: Maaz et al., CADL @ ECCV 2022 (arXiv 2206.10589), official model zoo, 256 px"
 _MOBILEVIT_SOURCE = "MobileViT: Mehta & Rastegari, ICLR 2022 (arXiv 2110.02178), 256 px"
 _MOBILENETV3_SOURCE = "MobileNetV3: Howard et al., ICCV 2019 (arXiv 1905.02244), Table 3, 224 px"
+#: timm's own ImageNet-1k validation table: the source of the current mobile models' top-1 (one file, one
+#: commit), each at the resolution and with the weights named in its source string
+_TIMM_RESULTS = "timm results/results-imagenet.csv @ aa4b585 (2026-08-08)"
+
+
+def _timm(weights: str, size: int) -> str:
+    return f"{_TIMM_RESULTS}: {weights}, {size} px"
+
+
+#: the whole mobile map (``edgenext bench --peers all-mobile``): timm name -> (top-1 %, source, evaluation side)
+MOBILE_MAP = {
+    "mobilenetv4_conv_small": (73.756, _timm("e2400_r224_in1k", 224), 224),
+    "mobilenetv4_conv_medium": (79.916, _timm("e500_r256_in1k", 256), 256),
+    "mobilenetv4_hybrid_medium": (80.432, _timm("e500_r224_in1k", 224), 224),
+    "fastvit_t8": (76.184, _timm("apple_in1k", 256), 256),
+    "fastvit_t12": (79.276, _timm("apple_in1k", 256), 256),
+    "fastvit_sa12": (80.846, _timm("apple_in1k", 256), 256),
+    "repvit_m0_9": (78.652, _timm("dist_300e_in1k (distilled)", 224), 224),
+    "repvit_m1_1": (80.826, _timm("dist_300e_in1k (distilled)", 224), 224),
+    "efficientformerv2_s0": (76.102, _timm("snap_dist_in1k (distilled)", 224), 224),
+    "efficientformerv2_s1": (79.684, _timm("snap_dist_in1k (distilled)", 224), 224),
+    "efficientformerv2_s2": (82.156, _timm("snap_dist_in1k (distilled)", 224), 224),
+    "efficientvit_b0": (71.408, _timm("r224_in1k", 224), 224),
+    "efficientvit_b1": (79.254, _timm("r224_in1k", 224), 224),
+    "mobilevitv2_050": (70.156, _timm("cvnets_in1k", 256), 256),
+    "mobilevitv2_075": (75.612, _timm("cvnets_in1k", 256), 256),
+    "mobilevitv2_100": (78.088, _timm("cvnets_in1k", 256), 256),
+}
+
 #: published ImageNet-1k top-1 (%) of the bench's peers (timm names), and where it was published
 PEER_TOP1 = {
     "mobilevit_xxs": (69.0, _MOBILEVIT_SOURCE),
     "mobilevit_xs": (74.8, _MOBILEVIT_SOURCE),
     "mobilevit_s": (78.4, _MOBILEVIT_SOURCE),
     "mobilenetv3_large_100": (75.2, _MOBILENETV3_SOURCE),
+    **{name: (top1, source) for name, (top1, source, _) in MOBILE_MAP.items()},
+}
+#: the side each peer's top-1 was measured at: the bench times a peer there unless --input-size says otherwise
+PEER_EVAL_SIZE = {
+    "mobilevit_xxs": 256, "mobilevit_xs": 256, "mobilevit_s": 256, "mobilenetv3_large_100": 224,
+    **{name: size for name, (_, _, size) in MOBILE_MAP.items()},
 }
 
 #: the dense tasks' paper input sides and class counts (background included); ``edgenext.dense.constants``

@@ -154,3 +154,30 @@ def test_the_fp32_peak_also_asks_onnxruntime():
     # MKL takes its AVX2 path on AMD CPUs: torch.mm alone would understate the peak there
     assert onnxruntime_gemm_peak(size=64, repeats=2, threads=1) > 0
     assert gemm_peaks(["fp32"], size=64, repeats=2)["fp32"] > 0
+
+
+def test_the_whole_mobile_map_each_peer_at_the_size_of_its_published_top1(tmp_path):
+    from edgenext.bench.plot import published_top1
+    from edgenext.constants import MOBILE_MAP, PEER_EVAL_SIZE
+    from edgenext.models import list_models
+
+    s = bench_settings(models=("all",), peers=("all-mobile",), runtimes=("eager",), peer_runtimes=("eager",),
+                       precisions=("fp32",), batches=(1,))
+    assert s.models == tuple(list_models()) and len(s.models) == 7
+    assert set(MOBILE_MAP) < set(s.peers) and {"mobilevit_s", "mobilenetv3_large_100"} < set(s.peers)
+    for family in ("mobilenetv4", "fastvit", "repvit", "efficientformerv2", "efficientvit", "mobilevitv2"):
+        assert any(p.startswith(family) for p in s.peers)
+    assert bench_settings(full=True).peers == s.peers
+    # every peer has a cited top-1 and is timed at its size unless --input-size says otherwise
+    assert all(published_top1(p) and "px" in published_top1(p)[1] for p in s.peers)
+    specs = {sp.model: sp for sp in run_mod._specs(s, tmp_path) if sp.impl == "timm"}
+    assert specs["mobilenetv3_large_100"].input_size == (224, 224) == (PEER_EVAL_SIZE["repvit_m1_1"],) * 2
+    assert specs["mobilevitv2_100"].input_size == (256, 256) and specs["edgenext_small"].input_size == (256, 256)
+    given = bench_settings(peers=("repvit_m1_1",), input_size=192, runtimes=("eager",), peer_runtimes=("eager",))
+    assert {sp.input_size for sp in run_mod._specs(given, tmp_path)} == {(192, 192)}
+
+
+def test_reparameterisable_peers_are_timed_reparameterised():
+    model = bench_plan("classify").build_peer("repvit_m0_9", (224, 224))
+    # RepViT's training-time branches are folded: no BatchNorm left beside a conv of a RepVGG-style block
+    assert not any(type(m).__name__ == "RepVggDw" and hasattr(m, "conv1") for m in model.modules())

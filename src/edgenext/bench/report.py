@@ -30,13 +30,17 @@ def format_header(info: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     peaks = {k: v for k, v in (info.get("gemm_peak_gflops") or {}).items()}
     if peaks:
         measured = ", ".join(f"{k} {v:.0f}" if v else f"{k} not measured" for k, v in peaks.items())
-        lines.append(f"GEMM peak (torch.mm, {info['threads']} threads, GFLOP/s): {measured}; "
+        lines.append(f"GEMM peak (torch.mm; fp32 on the CPU: the better of torch.mm and ONNX Runtime's MatMul; "
+                     f"{info['threads']} threads, GFLOP/s): {measured}; "
                      f"{info.get('peak_note', '')}".rstrip("; "))
     for key in ("bf16_note", "int8_note"):
         if info.get(key):
             lines.append(info[key])
     if rows:
         settings = f"{rows[0]['dtype']}, {_size(rows[0])} px"
+        others = {r["model"]: _size(r) for r in rows if _size(r) != _size(rows[0])}
+        if others:  # peers timed at their own evaluation size
+            settings += " (" + ", ".join(f"{m} at {size}" for m, size in others.items()) + ": each at the size of its top-1)"
         if info.get("rounds"):
             plural = "s" if info["rounds"] > 1 else ""
             settings += f", each candidate in its own process, {info['rounds']} round{plural} " \

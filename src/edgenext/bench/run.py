@@ -77,6 +77,9 @@ class BenchSettings:
     full: bool = False
     #: what the defaults left out, one sentence each naming the flag that adds it (filled in here)
     left_out: tuple[str, ...] = ()
+    #: each peer timed at its own evaluation side (``BenchPlan.peer_input_size``): set here when
+    #: --input-size is not given
+    own_sizes: bool = False
 
     def __post_init__(self) -> None:
         plan = self.plan  # a ValueError here for an unknown task
@@ -103,6 +106,7 @@ class BenchSettings:
                                     f"{','.join(plan.default_peer_runtimes)} or --full")
             if self.rounds is None and not self.quick:
                 left_out.append("a third round of every candidate (a firmer p10-p90 spread): --rounds 3 or --full")
+        object.__setattr__(self, "own_sizes", self.input_size is None and plan.peer_input_size is not None)
         defaults = dict(models=plan.models, peers=peers, runtimes=runtimes,
                         peer_runtimes=peer_runtimes, batches=plan.batches, input_size=plan.input_size,
                         left_out=tuple(left_out))
@@ -147,6 +151,12 @@ def bench_settings(task: str = DEFAULT_TASK, **given: Any) -> BenchSettings:
     for the rest (``BenchPlan``). ``peer_runtimes=("all",)``: every runtime the task's peers run in; old
     runtime names (``executorch-int8``) become runtime + precision."""
     values = {k: v for k, v in given.items() if v is not None}
+    if tuple(values.get("models", ())) == ("all",):
+        from ..models import list_models
+
+        values["models"] = tuple(list_models())
+    if tuple(values.get("peers", ())) in (("all",), ("all-mobile",)):
+        values["peers"] = bench_plan(task).peers
     if tuple(values.get("peer_runtimes", ())) == ("all",):
         values["peer_runtimes"] = bench_plan(task).peer_runtimes
     for key in ("runtimes", "peer_runtimes"):
@@ -209,7 +219,9 @@ def _specs(s: BenchSettings, workdir: Path) -> list[CandidateSpec]:
             same = tuple(r for r in plan.peer_runtimes if r in ours or r in peer_runtimes)
             out += _with_precisions(base, name, plan.peer_impl, same, s.measured_precisions)
     for peer in s.peers:
-        out += _with_precisions(base, peer, plan.peer_impl, peer_runtimes, s.measured_precisions)
+        side = plan.peer_input_size(peer) if s.own_sizes else None
+        at = replace(base, input_size=(side, side)) if side else base
+        out += _with_precisions(at, peer, plan.peer_impl, peer_runtimes, s.measured_precisions)
     return out
 
 
@@ -406,7 +418,7 @@ def _row(spec: CandidateSpec, batch: int, common: dict, prepared: dict, timing: 
          machine: dict) -> dict[str, Any]:
     precision = spec.dtype if spec.dtype != "fp32" else spec.precision  # fp16: CUDA with --fp16
     row = {"model": spec.model, "impl": spec.impl, "runtime": spec.runtime, "precision": precision, "batch": batch,
-           **common, "madds": prepared["madds"], "latency_ms_median": None, "latency_ms_p10": None,
+           **common, "input_size": list(spec.input_size), "madds": prepared["madds"], "latency_ms_median": None, "latency_ms_p10": None,
            "latency_ms_p90": None, "throughput_img_s": None, "pct_of_peak": None, "rounds": 0}
     rounds = timing.get("rounds", {}).get(str(batch), [])
     if absent is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from ..constants import MOBILE_MAP, PEER_EVAL_SIZE
 from ..device import resolve_device
 from .base import DETECTION_ONLY, TaskSpec, refuse_options
 from .registry import register_task
@@ -87,7 +88,8 @@ class Classification(TaskSpec):
 
     # -- efficiency (profile, bench) --
     #: what a user would pick instead of EdgeNeXt: the bench's peers (timm's implementations, random weights)
-    bench_peers = ("mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilenetv3_large_100")
+    #: (--full / --peers all-mobile: the 2019-2022 peers and today's mobile models in timm, ``MOBILE_MAP``)
+    bench_peers = ("mobilevit_xxs", "mobilevit_xs", "mobilevit_s", "mobilenetv3_large_100", *MOBILE_MAP)
     #: the default run's peers: the paper's nearest rival and the CNN that sets the mobile speed bar
     short_bench_peers = ("mobilevit_xxs", "mobilenetv3_large_100")
     #: our variants timm implements too (it has no _bn_hs ones): timm's EdgeNeXt is the direct rival
@@ -126,7 +128,8 @@ class Classification(TaskSpec):
             fuse_ours=_fuse, twins=self.timm_edgenext, reference="first_model", plots=True,
             # the short run times the peers in the exported runtimes only: their eager batch-32 calls are the
             # slowest of the run, and the twin's eager rows are the reference anyway
-            short_peers=self.short_bench_peers, short_peer_runtimes=("onnxruntime", "openvino"))
+            short_peers=self.short_bench_peers, short_peer_runtimes=("onnxruntime", "openvino"),
+            peer_input_size=PEER_EVAL_SIZE.get)
 
     @staticmethod
     def _bench_ours(name: str, input_size: tuple[int, int]) -> "nn.Module":
@@ -138,7 +141,11 @@ class Classification(TaskSpec):
     def _bench_timm(name: str, input_size: tuple[int, int]) -> "nn.Module":
         import timm
 
-        return timm.create_model(name, pretrained=False).eval()
+        from timm.utils import reparameterize_model
+
+        # NOTE: FastViT, RepViT, MobileOne-style blocks timed reparameterised (one conv per branch set), as
+        # their users deploy them; the other models have nothing to fold and come back as they are
+        return reparameterize_model(timm.create_model(name, pretrained=False).eval())
 
 
 def _export_model(opts: Any) -> tuple[Any, Optional[int], Any]:

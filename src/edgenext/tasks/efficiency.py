@@ -72,6 +72,8 @@ class BenchPlan:
     short_peers: Optional[tuple[str, ...]] = None
     #: the peers' runtimes in the default (short) run; None: ``default_peer_runtimes`` (twins follow ours)
     short_peer_runtimes: Optional[tuple[str, ...]] = None
+    #: the side a peer is timed at when --input-size is not given (its published top-1's), None: the run's
+    peer_input_size: Optional[Callable[[str], Optional[int]]] = None
 
     def row_name(self, model: str) -> str:
         """The ``model`` of our rows for ``model`` (a variant, or a backbone with the head's prefix)."""
