@@ -135,7 +135,7 @@ def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,
     if fmt is None:
         raise ValueError(f"{spec.runtime} runs in PyTorch: there is no file to export")
     static = batch if fmt.static_batch else None
-    module = in_layout(module, fmt.layout)  # as edgenext export writes it for this format
+    module = in_layout(module, fmt.layout_for(spec.precision))  # as edgenext export writes it
     fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
                calibration=calibration, **_output_names(spec))
 

@@ -166,7 +166,7 @@ def _write(request: ExportRequest, graph: ExportGraph, output: Path, size: HW,
     """The written file and the seconds it took; multi-output writers get the output names."""
     names = {"output_names": graph.output_names} if request.multi_output else {}
     start = time.perf_counter()
-    module = in_layout(graph.module, request.format.layout)
+    module = in_layout(graph.module, request.format.layout_for(request.precision))
     path = request.format.writer(module, output, input_size=size, batch=request.batch,
                                  precision=request.precision, calibration=calibration, **names)
     return Path(path), time.perf_counter() - start

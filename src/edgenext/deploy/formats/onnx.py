@@ -199,4 +199,5 @@ class OnnxRunner:
 
 
 register(ExportFormat("onnx", ".onnx", EXTRA, "onnxruntime", export_onnx, OnnxRunner, multi_output=True,
-                      precisions=("fp32", "int8"), order=10, layout="channels_first"))
+                      precisions=("fp32", "int8"), order=10, layout="channels_first",
+                      channels_last_precisions=("int8",)))

@@ -86,6 +86,9 @@ class ExportFormat:
     #: "channels_first" where the engine's fast kernels are NCHW convolutions (measured per engine,
     #: benchmarks/results.md)
     layout: str = "channels_last"
+    #: precisions written channels-last whatever ``layout`` says (ONNX Runtime's int8 quantises the
+    #: MatMuls of the channels-last graph; its int8 convolutions are no faster than fp32 here)
+    channels_last_precisions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.precisions or self.precisions[0] != "fp32":
@@ -94,6 +97,10 @@ class ExportFormat:
         if unknown:
             raise ValueError(f"export format {self.name!r}: unknown precisions {sorted(unknown)}; "
                              f"known: {', '.join(PRECISIONS)}")
+
+    def layout_for(self, precision: str) -> str:
+        """The layout a fused model is written in at ``precision``."""
+        return "channels_last" if precision in self.channels_last_precisions else self.layout
 
     @property
     def installed(self) -> bool:
