@@ -217,7 +217,8 @@ def test_profile_segment_table_has_the_paper_columns(capsys):
 
 def test_bench_settings_follow_the_task():
     s = bench_settings("segment")
-    assert s.models == ("edgenext_small",) and s.peers == ("deeplabv3_mobilenet_v3_large",)
+    # ours on EdgeNeXt-S, and the paper's rival MobileViT-S in the same head (our builder, timm's backbone)
+    assert s.models == ("edgenext_small", "mobilevit_s") and s.peers == ("deeplabv3_mobilenet_v3_large",)
     assert s.input_size == 512 and s.batches == (1,)
     assert bench_settings("detect", input_size=(128, 128), batches=None).input_size == (128, 128)
     assert bench_settings().runtimes == BenchSettings().runtimes  # classify: unchanged
@@ -252,3 +253,47 @@ def test_bench_times_ours_beside_torchvision(task, monkeypatch):
     # our network's MAdds are what profile counts (the timed graph is the profiled one)
     assert ours["madds"] == get_task(task).profile_row("edgenext_xx_small", SIZE)["madds"]
     assert np.isfinite([r["latency_ms_p90"] for r in rows]).all()
+
+
+@pytest.mark.parametrize("task, params", [("detect", 5.7e6), ("segment", 6.4e6)])
+def test_mobilevit_s_in_our_heads_has_the_papers_size(task, params, capsys):
+    # the paper's rival built by our own builder on timm's MobileViT-S (its 1x1 expansion and classifier unused)
+    assert main(["profile", "--task", task, "--model", "mobilevit_s", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["paper_params"] == params and abs(row["params"] / params - 1) < 0.01
+    # fvcore counts MobileViT's attention lower than ml-cvnets' counter (its classifier: 1.86G vs the paper's 2.0G)
+    assert row["madds"] < row["paper_madds"]
+
+
+def test_fuse_dense_keeps_a_timm_backbone_and_folds_the_heads():
+    from edgenext.dense.backbone import TimmStageMaps
+    from edgenext.deploy import fuse_dense
+
+    torch.manual_seed(0)
+    model = SSDLiteRaw(ssdlite("mobilevit_xxs", 5, image_size=128)).eval()
+    assert isinstance(model.backbone.body, TimmStageMaps) and model.backbone.body.reductions == [16, 32]
+    with torch.no_grad():  # the anchors' map sizes, computed without running, are the real ones
+        maps = model.backbone(torch.zeros(1, 3, 130, 98))
+    assert [tuple(m.shape[-2:]) for m in maps.values()] == model.backbone.map_sizes((130, 98))
+    fused = fuse_dense(model)
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        assert all((a - b).abs().max() < 1e-4 for a, b in zip(fused(x), model(x)))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.head.modules())
+    with pytest.raises(ValueError, match="random weights"):
+        ssdlite("mobilevit_s", 5, backbone_weights="weights.pth")
+
+
+def test_dense_bench_plot_uses_the_published_dense_metrics(tmp_path):
+    from edgenext.bench.plot import metric_label, plot_summary, published_top1
+
+    assert published_top1("ssdlite_edgenext_small")[0] == 27.9 and published_top1("deeplabv3_mobilevit_s")[0] == 79.1
+    assert published_top1("deeplabv3_mobilenet_v3_large") is None  # torchvision's mIoU is not on VOC val
+    assert metric_label(["ssdlite_mobilevit_s"]).startswith("COCO") and metric_label(["edgenext_small"]).startswith("Image")
+    rows = [dict(model=m, impl=i, runtime="onnxruntime", precision="fp32", batch=1, latency_ms_median=t,
+                 input_size=[320, 320], task="detect")
+            for m, i, t in (("ssdlite_edgenext_small", "ours", 15.0), ("ssdlite_mobilevit_s", "ours", 20.0),
+                            ("ssdlite320_mobilenet_v3_large", "torchvision", 8.0))]
+    paths = plot_summary(rows, tmp_path / "dense.png", {"cpu": "test CPU"})
+    assert [p.name for p in paths] == ["dense_pareto.png", "dense_runtimes.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)

@@ -97,9 +97,10 @@ class BenchSettings:
                 extra = [p for p in plan.peers if p not in peers]
                 if extra:
                     left_out.append(f"peers {', '.join(extra)}: add them with --peers {','.join(plan.peers)} or --full")
-            if self.peer_runtimes is None and plan.short_peer_runtimes is not None:
-                peer_runtimes = plan.short_peer_runtimes
-                extra = [r for r in plan.default_peer_runtimes if r not in peer_runtimes]
+            if self.peer_runtimes is None:
+                short = plan.short_peer_runtimes if plan.short_peer_runtimes is not None else plan.default_peer_runtimes
+                peer_runtimes = tuple(r for r in short if r not in SLOW_TO_PREPARE)
+                extra = [r for r in plan.default_peer_runtimes if r not in peer_runtimes and r not in slow]
                 if extra:
                     left_out.append(f"{', '.join(extra)} rows of the peers other than {plan.peer_impl}'s EdgeNeXt (which "
                                     f"runs in all of ours): add them with --peer-runtimes "

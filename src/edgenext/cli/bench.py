@@ -66,8 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "against timm's EdgeNeXt in the same runtime and precision. The header names the CPU, its ISA "
         "features, the threads and the GEMM peak. --task detect / segment: batch-1 latency of SSDLite / "
         "DeepLabv3 on EdgeNeXt-S at 320 / 512 beside torchvision's ssdlite320_mobilenet_v3_large / "
-        "deeplabv3_mobilenet_v3_large (random weights), the network on a normalised tensor for both (detection: "
-        "backbone + head, no NMS), in eager PyTorch, ONNX Runtime and ExecuTorch, ratios against torchvision eager.",
+        "deeplabv3_mobilenet_v3_large (random weights), with the paper's rival MobileViT-S (timm's) in our same head, "
+        "the network on a normalised tensor for all (detection: backbone + head, no NMS), in eager PyTorch, ONNX "
+        "Runtime, OpenVINO (and ExecuTorch with --full), ratios against torchvision eager.",
     )
     add_task(p)
     plans = _plans()
@@ -121,8 +122,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "precision, batch, input_size, throughput_img_s, ratio_vs_timm")
     p.add_argument("--steps", type=int, default=None, help="--train: timed steps per process (default 10)")
     p.add_argument("--plot", type=Path, default=None,
-                   help=f"base name of the two PNG plots (default {DEFAULT_PLOT}: bench_pareto.png, published top-1 "
-                   "against measured batch-1 latency, and bench_runtimes.png, every runtime per model); classify only")
+                   help=f"base name of the two PNG plots (default {DEFAULT_PLOT}: bench_pareto.png, published accuracy "
+                   "(classify: ImageNet top-1; detect: COCO box mAP; segment: VOC mIoU) against measured batch-1 "
+                   "latency, and bench_runtimes.png, every runtime per model)")
     p.set_defaults(func=run)
 
 

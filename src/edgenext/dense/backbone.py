@@ -9,10 +9,66 @@ from torch import nn
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..models import Checkpoint, EdgeNeXtFeatures, create_model
+from ..models.features import StageMaps
 from ..models.weights import PathLike
 
 #: What ``backbone_weights`` takes: anything ``create_model(weights=...)`` reads.
 BackboneWeights = Union[PathLike, Checkpoint, None]
+
+
+#: the paper's dense peers our heads can be built on (timm's implementation, no weights): SSDLite and
+#: DeepLabv3 on MobileViT-S are the paper's comparison (Tables 3 and 4)
+TIMM_BACKBONES = ("mobilevit_xxs", "mobilevit_xs", "mobilevit_s")
+
+
+class TimmStageMaps(StageMaps, nn.Module):
+    """A timm model with ``stem`` and ``stages`` (MobileViT) as the backbone of our dense heads: the
+    outputs of its last four stages play EdgeNeXt's four (``out_indices`` 0-3, -1 the last), so the
+    heads see the maps at the same strides; its last 1x1 expansion and classifier are not used (as
+    ml-cvnets builds its detectors and segmenters on MobileViT)."""
+
+    def __init__(self, name: str, out_indices: Sequence[int], output_stride: int = 32) -> None:
+        super().__init__()
+        import timm
+        from timm.models import FeatureInfo
+
+        model = timm.create_model(name, pretrained=False, output_stride=output_stride)
+        if not hasattr(model, "stem") or not hasattr(model, "stages") or len(model.stages) < 4:
+            raise ValueError(f"timm's {name} has no stem and >= 4 stages to build a dense backbone from")
+        self.stem, self.stages = model.stem, model.stages
+        offset = len(self.stages) - 4
+        self.out_indices = tuple(offset + (i % 4) for i in out_indices)
+        channels, reductions = self._probe()
+        info = [dict(num_chs=channels[i], reduction=reductions[i], module=f"stages.{i}") for i in self.out_indices]
+        self.feature_info = FeatureInfo(info, list(range(len(info))))
+        self.in_chans, self.pretrained_cfg = 3, dict(getattr(model, "pretrained_cfg", {}) or {})
+
+    @torch.no_grad()
+    def _probe(self, side: int = 64) -> tuple[list[int], list[int]]:
+        was = self.training
+        x = self.stem.eval()(torch.zeros(1, 3, side, side))
+        channels, reductions = [], []
+        for stage in self.stages:
+            x = stage.eval()(x)
+            channels.append(x.shape[1])
+            reductions.append(side // x.shape[-1])
+        self.train(was)
+        return channels, reductions
+
+    def out_map_sizes(self, image_size: Union[int, Sequence[int]]) -> list[tuple[int, int]]:
+        """``(height, width)`` of each output for an input of ``image_size``: its padded stride-2
+        convolutions round up (``ceil(side / reduction)``)."""
+        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        return [(-(-h // r), -(-w // r)) for r in self.reductions]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return outs
 
 
 def build_backbone(
@@ -22,12 +78,18 @@ def build_backbone(
     output_stride: int = 32,
     weights: BackboneWeights = None,
     drop_path_rate: float = 0.0,
-) -> EdgeNeXtFeatures:
-    """Stage maps of variant ``name``, loaded from ``weights`` (anything ``create_model`` reads).
+) -> Union[EdgeNeXtFeatures, TimmStageMaps]:
+    """Stage maps of variant ``name``, loaded from ``weights`` (anything ``create_model`` reads); a
+    name of ``TIMM_BACKBONES`` builds timm's model instead (random weights: the bench's peers).
 
     ``num_classes=0`` makes the loader drop a checkpoint's classifier (it logs that) and also
     accept a checkpoint that has none; the backbone never uses it.
     """
+    if name in TIMM_BACKBONES:
+        if weights is not None:
+            raise ValueError(f"{name} is built from timm with random weights (a bench peer); backbone weights "
+                             "are for EdgeNeXt variants")
+        return TimmStageMaps(name, out_indices, output_stride)
     return create_model(
         name,
         weights=weights,

@@ -25,11 +25,13 @@ from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from ..models import EdgeNeXtFeatures
-from .backbone import BackboneWeights, Normalize, build_backbone, freeze, frozen_parts, keep_frozen_in_eval
+from .backbone import TIMM_BACKBONES, BackboneWeights, Normalize, build_backbone, freeze, frozen_parts, keep_frozen_in_eval
 from .constants import ASPP_RATES, VOC_NUM_CLASSES
 
 #: ASPP width: 128 brings DeepLabv3-EdgeNeXt-S closest to the paper's 6.5M / 8.7G (see README).
 DEFAULT_ASPP_CHANNELS = 128
+#: ml-cvnets' ASPP width, with which the MobileViT paper's DeepLabv3 sizes are given
+ML_CVNETS_ASPP_CHANNELS = 256
 IGNORE_INDEX = 255
 
 
@@ -116,7 +118,7 @@ def deeplabv3(
     *,
     output_stride: int = 16,
     backbone_weights: BackboneWeights = None,
-    aspp_channels: int = DEFAULT_ASPP_CHANNELS,
+    aspp_channels: Optional[int] = None,
     atrous_rates: Sequence[int] = ASPP_RATES,
     aspp_dropout: float = 0.1,
     classifier_dropout: float = 0.1,
@@ -133,7 +135,8 @@ def deeplabv3(
         output_stride: 16 (the paper) or 8; the atrous rates are doubled at 8.
         backbone_weights: ImageNet initialisation: a path, URL or ``hf-hub:`` name in any format
             ``create_model(weights=...)`` reads; its classifier is not used.
-        aspp_channels: ASPP width (ml-cvnets: 256; 128 matches the paper's size on EdgeNeXt-S).
+        aspp_channels: ASPP width; None: 128 on EdgeNeXt (the paper's 6.5M on EdgeNeXt-S), 256 on a
+            MobileViT (ml-cvnets' width: the MobileViT paper's 6.4M on MobileViT-S).
         atrous_rates: the three rates at output stride 16.
         aspp_dropout, classifier_dropout: dropout after the ASPP projection / before the classifier.
         ignore_index: mask value the loss skips.
@@ -148,6 +151,8 @@ def deeplabv3(
     if len(atrous_rates) != 3:
         raise ValueError(f"atrous_rates needs three rates (at output stride 16), got {tuple(atrous_rates)}")
     rates = tuple(int(r) * 16 // output_stride for r in atrous_rates)
+    if aspp_channels is None:
+        aspp_channels = ML_CVNETS_ASPP_CHANNELS if backbone in TIMM_BACKBONES else DEFAULT_ASPP_CHANNELS
     body = build_backbone(
         backbone, out_indices=(-1,), output_stride=output_stride, weights=backbone_weights, drop_path_rate=drop_path_rate
     )

@@ -106,10 +106,11 @@ class SSDLiteFeatures(nn.Module):
 
     def map_sizes(self, image_size: InputSize) -> list[tuple[int, int]]:
         """``(height, width)`` of each level for an input of ``image_size``, without running it."""
-        strides = self.body.reductions
-        output_stride = strides[-1]
-        stages = stage_map_sizes(image_size, len(self.body.stages), output_stride)
-        sizes = [stages[i] for i in self.body.out_indices]
+        if hasattr(self.body, "out_map_sizes"):  # a timm backbone (the bench's MobileViT) knows its own
+            sizes = self.body.out_map_sizes(image_size)
+        else:
+            stages = stage_map_sizes(image_size, len(self.body.stages), self.body.reductions[-1])
+            sizes = [stages[i] for i in self.body.out_indices]
         h, w = sizes[-1]
         for _ in range(len(self.extra) - 1):
             h, w = (h + 1) // 2, (w + 1) // 2  # 3x3 conv, stride 2, padding 1

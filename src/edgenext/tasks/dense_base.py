@@ -157,7 +157,10 @@ class DenseTask(TaskSpec):
     #: the outputs of the timed network (``timed_network``), as its export names them
     bench_outputs: "ClassVar[tuple[str, ...]]"
     #: the runtimes ours and the peers are benched in (the int8 / bf16 paths are the classifier's)
-    bench_runtimes = ("eager", "onnxruntime", "executorch")
+    bench_runtimes = ("eager", "onnxruntime", "openvino", "executorch")
+    #: the paper's rival inside the same head, built by our builder on timm's backbone (random weights):
+    #: benched beside ours as a second backbone (its rows: ``<head>_mobilevit_s``)
+    bench_rival = "mobilevit_s"
 
     @abc.abstractmethod
     def paper_figures(self) -> "Mapping[str, Mapping[str, float]]":
@@ -227,16 +230,17 @@ class DenseTask(TaskSpec):
         return "\n".join(lines)
 
     def bench_plan(self) -> "BenchPlan":
-        """Ours on ``default_backbone`` beside torchvision's MobileNetV3 model, batch 1 at the paper's size, fp32."""
+        """Ours on ``default_backbone`` and on the paper's rival backbone (``bench_rival``, MobileViT-S in the same
+        head), beside torchvision's MobileNetV3 model, batch 1 at the paper's size, fp32."""
         from .efficiency import BenchPlan
 
         return BenchPlan(
-            models=(self.default_backbone,), peers=self.bench_peers, peer_impl="torchvision",
+            models=(self.default_backbone, self.bench_rival), peers=self.bench_peers, peer_impl="torchvision",
             runtimes=self.bench_runtimes, peer_runtimes=self.bench_runtimes, default_peer_runtimes=self.bench_runtimes,
             batches=(1,), input_size=self.paper_input_size, build_ours=self._bench_ours,
             build_peer=lambda name, input_size: self.torchvision_network(name), precisions=("fp32",),
             timed=self.bench_timed, row_prefix=f"{self.head_name}_", output_names=self.bench_outputs,
-            reference="first_peer", fuse_ours=_fuse_dense)
+            reference="first_peer", fuse_ours=_fuse_dense, plots=True)
 
     def _bench_ours(self, backbone: str, input_size: tuple[int, int]) -> nn.Module:
         return self.timed_network(self.network(backbone, input_size=input_size)).eval()

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ...models.edgenext import InputSize, input_hw
+from ...models.features import EdgeNeXtFeatures
 from .convert import frozen, fuse
 from .fold import conv_with_input_affine, conv_with_output_affine, norm_affine
 from .modules import FusedEdgeNeXtFeatures
@@ -49,6 +50,11 @@ def _fold_normalize(owner: nn.Module, backbone: FusedEdgeNeXtFeatures) -> None:
     owner.normalize = nn.Identity()
 
 
+def _fuse_body(body: nn.Module, size: Optional[tuple[int, int]]) -> nn.Module:
+    """An EdgeNeXt backbone fused; another (a timm peer's stage maps, in the bench) kept as it is, eval."""
+    return fuse(body, size) if isinstance(body, EdgeNeXtFeatures) else copy.deepcopy(body).eval()
+
+
 @torch.no_grad()
 def fuse_dense(model: M, input_size: Optional[InputSize] = None) -> M:
     """An inference-only copy of a dense model with the same outputs (within 1e-5).
@@ -66,18 +72,18 @@ def fuse_dense(model: M, input_size: Optional[InputSize] = None) -> M:
         own = getattr(model, "image_size", None)
         size = input_hw(input_size) if input_size is not None else (tuple(own) if own is not None else None)
         fused = copy.deepcopy(model).eval()
-        fused.backbone.body = fuse(model.backbone.body, size)
+        fused.backbone.body = _fuse_body(model.backbone.body, size)
         fold_conv_batchnorms(fused.backbone.extra)
         fold_conv_batchnorms(fused.head)
-        if isinstance(model, SSDLiteRaw):
+        if isinstance(model, SSDLiteRaw) and isinstance(fused.backbone.body, FusedEdgeNeXtFeatures):
             _fold_normalize(fused, fused.backbone.body)
         return frozen(fused)
     if isinstance(model, (DeepLabV3, SegmentationNetwork)):
         size = input_hw(input_size) if input_size is not None else None
         fused = copy.deepcopy(model).eval()
-        fused.backbone = fuse(model.backbone, size)
+        fused.backbone = _fuse_body(model.backbone, size)
         fold_conv_batchnorms(fused.head)
-        if isinstance(model, DeepLabV3):
+        if isinstance(model, DeepLabV3) and isinstance(fused.backbone, FusedEdgeNeXtFeatures):
             _fold_normalize(fused, fused.backbone)
         return frozen(fused)
     raise ValueError(f"fuse_dense expects an SSDLite, SSDLiteRaw or DeepLabV3 (edgenext.dense), got {type(model).__name__}")
