@@ -62,13 +62,7 @@ class TimmStageMaps(StageMaps, nn.Module):
         return [(-(-h // r), -(-w // r)) for r in self.reductions]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs
+        return self.stage_maps(x)
 
 
 def build_backbone(

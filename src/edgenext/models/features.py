@@ -10,7 +10,7 @@ it can also normalise the last map and return channels-last maps. Both carry a
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -89,6 +89,18 @@ class StageMaps:
     def reductions(self) -> list[int]:
         return self.feature_info.reduction()
 
+    def stage_maps(self, x: torch.Tensor, view: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+                   ) -> list[torch.Tensor]:
+        """``self.stem``, then ``self.stages`` in turn; the output of each stage in ``self.out_indices``
+        (through ``view`` if given: a channels-last backbone's NCHW view)."""
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x if view is None else view(x))
+        return outs
+
 
 class EdgeNeXtFeatures(StageMaps, nn.Module):
     """The backbone of an ``EdgeNeXt`` returning the maps of the stages in ``out_indices``.
@@ -116,13 +128,7 @@ class EdgeNeXtFeatures(StageMaps, nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         check_input(x, self.in_chans)
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs
+        return self.stage_maps(x)
 
 
 class EdgeNeXtFeatureGetter(nn.Module):

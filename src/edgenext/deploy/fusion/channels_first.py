@@ -225,13 +225,7 @@ class ChannelsFirstEdgeNeXtFeatures(StageMaps, nn.Module):
         self.in_chans, self.pretrained_cfg, self.input_size = fused.in_chans, dict(fused.pretrained_cfg), fused.input_size
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs
+        return self.stage_maps(x)
 
 
 def channels_first(fused: nn.Module) -> nn.Module:

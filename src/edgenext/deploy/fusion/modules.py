@@ -255,10 +255,4 @@ class FusedEdgeNeXtFeatures(StageMaps, nn.Module):
         self.input_size = input_size
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x.permute(0, 3, 1, 2))
-        return outs
+        return self.stage_maps(x, view=lambda t: t.permute(0, 3, 1, 2))  # (B, H, W, C) -> NCHW views
