@@ -188,3 +188,15 @@ def test_machine_header_tolerates_missing_keys():
     assert machine_header({}, rows) == "Row CPU | 2 threads | input 256x256"
     full = machine_header(MACHINE, rows)
     assert full.startswith("Test CPU 9000 | ISA: avx2, avx512f | 2 threads | torch 2.0 | GEMM peak 123 GFLOP/s fp32")
+
+
+def test_edgenext_s_and_b_get_a_second_point_for_their_usi_weights():
+    rows = [row("edgenext_small", "ours", "onnxruntime", 1, 10.0), row("edgenext_small", "timm", "onnxruntime", 1, 12.0),
+            row("edgenext_xx_small", "ours", "onnxruntime", 1, 3.0)]
+    points = best_points(rows)
+    usi = [p for p in points if p.weights]
+    # ours only (timm's row is the same network), at the same latency, with the USI release's top-1
+    assert [(p.model, p.impl, p.latency_ms, p.top1) for p in usi] == [("edgenext_small", "ours", 10.0, 81.07)]
+    assert usi[0].series == "edgenext_small (USI weights)"
+    plain = next(p for p in points if p.model == "edgenext_small" and p.impl == "ours" and not p.weights)
+    assert plain.top1 == 79.41 and pareto_front(points)[-1] is usi[0]
