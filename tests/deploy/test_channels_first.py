@@ -112,3 +112,25 @@ def test_onnx_int8_is_written_channels_last_and_fp32_channels_first():
     # measured: ONNX Runtime's int8 (MatMul quantisation) is faster on the channels-last graph at batch 1
     assert FORMATS["onnx"].layout_for("int8") == "channels_last"
     assert FORMATS["onnx"].layout_for("fp32") == "channels_first" == FORMATS["openvino"].layout_for("int8")
+
+
+@pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_layout_can_be_chosen_per_export(cached_model, tmp_path):
+    # ONNX Runtime: channels-first is faster at batch 32, channels-last at batch 1 on EdgeNeXt-S: the user picks
+    result = export_model(cached_model("edgenext_xx_small"), "onnx", tmp_path / "cl.onnx", input_size=64,
+                          layout="channels_last")
+    assert _layout_transposes(onnx.load(str(tmp_path / "cl.onnx")).graph.node) and result.max_abs_diff < TOL
+    with pytest.raises(ValueError, match="unknown layout 'nhwc'"):
+        export_model(cached_model("edgenext_xx_small"), "onnx", tmp_path / "x.onnx", input_size=64, layout="nhwc")
+
+
+def test_export_cli_takes_a_layout(tmp_path, capsys):
+    from edgenext.cli.main import main
+
+    assert main(["export", "--model", "edgenext_xx_small", "--format", "onnx", "--input-size", "64",
+                 "--layout", "channels_last", "--output", str(tmp_path / "m.onnx")]) == 0
+    assert _layout_transposes(onnx.load(str(tmp_path / "m.onnx")).graph.node)
+    with pytest.raises(SystemExit):  # argparse names the choices
+        main(["export", "--model", "edgenext_xx_small", "--format", "onnx", "--layout", "nchw",
+              "--output", str(tmp_path / "n.onnx")])
+    assert "channels_first" in capsys.readouterr().err

@@ -80,6 +80,7 @@ def export_model(
     precision: str = "fp32",
     calibration: Optional[torch.Tensor] = None,
     check: Optional[PrecisionCheck] = None,
+    layout: Optional[str] = None,
 ) -> ExportResult:
     """Export ``model`` (an ``EdgeNeXt``) to ``fmt`` at ``output`` and check it in its runtime.
 
@@ -91,9 +92,11 @@ def export_model(
     each runs); int8 calibrates on ``calibration`` (default: ``DEFAULT_CALIBRATION_IMAGES`` of
     the digits training split, preprocessed with the model's evaluation settings). A reduced
     precision measured on ``check`` (``precision_accuracy.precision_check``) reports its top-1
-    in ``accuracy``.
+    in ``accuracy``. ``layout``: "channels_first" or "channels_last" for the fused model (default:
+    the format's, ``ExportFormat.layout_for``; in ONNX Runtime channels-first is faster at batch 32,
+    channels-last at batch 1 on EdgeNeXt-S: benchmarks/results.md).
     """
-    request = validate_export(fmt, precision, batch=batch)
+    request = validate_export(fmt, precision, batch=batch, layout=layout)
     size = input_hw(input_size)
     model = model.eval()
     in_chans = getattr(model, "in_chans", 3)
@@ -119,6 +122,7 @@ def export_network(
     batch: Optional[int] = None,
     tolerance: float = FP32_TOLERANCE,
     reference: Optional[nn.Module] = None,
+    layout: Optional[str] = None,
 ) -> ExportResult:
     """Export ``module`` to ``fmt`` at ``output``, run it in its runtime and compare every output
     with ``reference`` in eager PyTorch (default: ``module`` itself; a fused module is compared
@@ -129,9 +133,9 @@ def export_network(
     else that batch. ``output_names``: one per output of ``module``. The result's
     ``max_abs_diff`` is the largest over all outputs and batches; ``details`` holds each
     output's (``max_abs_diff``) and shape (``shapes``, at the first checked batch). Raises
-    ``ParityError`` above ``tolerance``.
+    ``ParityError`` above ``tolerance``. ``layout``: as ``export_model``'s.
     """
-    request = validate_export(fmt, batch=batch, multi_output=True)
+    request = validate_export(fmt, batch=batch, multi_output=True, layout=layout)
     size = input_hw(input_size)
     graph = network_graph(module.eval(), size, output_names, reference=reference)
     path, seconds = _write(request, graph, Path(output), size, None)
@@ -166,7 +170,7 @@ def _write(request: ExportRequest, graph: ExportGraph, output: Path, size: HW,
     """The written file and the seconds it took; multi-output writers get the output names."""
     names = {"output_names": graph.output_names} if request.multi_output else {}
     start = time.perf_counter()
-    module = in_layout(graph.module, request.format.layout_for(request.precision))
+    module = in_layout(graph.module, request.written_layout)
     path = request.format.writer(module, output, input_size=size, batch=request.batch,
                                  precision=request.precision, calibration=calibration, **names)
     return Path(path), time.perf_counter() - start

@@ -23,6 +23,10 @@ from .formats import PRECISIONS, ExportFormat, export_format, format_names
 from .formats.registry import is_present
 
 
+#: the layouts a fused model can be written in (``edgenext.deploy.fusion.channels_first.LAYOUTS``)
+LAYOUT_NAMES = ("channels_last", "channels_first")
+
+
 @dataclass(frozen=True)
 class ExportRequest:
     """A validated request: the format, the precision, and the batch the file gets (None:
@@ -32,6 +36,13 @@ class ExportRequest:
     precision: str
     batch: Optional[int]
     multi_output: bool = False
+    #: the layout a fused model is written in; None: the format's choice for the precision
+    #: (``ExportFormat.layout_for``)
+    layout: Optional[str] = None
+
+    @property
+    def written_layout(self) -> str:
+        return self.layout or self.format.layout_for(self.precision)
 
 
 def check_precision(precision: str) -> str:
@@ -49,6 +60,7 @@ def validate_export(
     multi_output: bool = False,
     precisions: Sequence[str] = PRECISIONS,
     task: Optional[str] = None,
+    layout: Optional[str] = None,
 ) -> ExportRequest:
     """Whether ``fmt`` can write ``precision`` here for a graph with several outputs
     (``multi_output``) that may be exported in ``precisions`` (a detector's: fp32 only), at
@@ -61,12 +73,14 @@ def validate_export(
     check_precision(precision)
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be a positive integer or None (dynamic), got {batch}")
+    if layout is not None and layout not in LAYOUT_NAMES:
+        raise ValueError(f"unknown layout {layout!r}: choose from {', '.join(LAYOUT_NAMES)} (or leave it to the format)")
     why = _why_not(spec, precision, multi_output, tuple(precisions), task)
     if why is not None:
         raise ValueError(why)
     if spec.static_batch and batch is None:
         batch = 1  # mobile runtimes: a static batch-1 program unless asked otherwise
-    return ExportRequest(spec, precision, batch, multi_output)
+    return ExportRequest(spec, precision, batch, multi_output, layout)
 
 
 def precision_unavailable(format_name: str, precision: str) -> Optional[str]:

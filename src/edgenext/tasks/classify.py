@@ -84,7 +84,8 @@ class Classification(TaskSpec):
         size = opts.input_size or recorded or DEFAULT_INPUT_SIZE
         reduced = {} if opts.precision == "fp32" else _reduced_precision(opts, checkpoint, model, size, settings)
         return export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
-                            fused=not opts.no_fuse, precision=opts.precision, **reduced)
+                            fused=not opts.no_fuse, precision=opts.precision, layout=getattr(opts, "layout", None),
+                            **reduced)
 
     # -- efficiency (profile, bench) --
     #: what a user would pick instead of EdgeNeXt: the bench's peers (timm's implementations, random weights)

@@ -112,23 +112,25 @@ class DenseTask(TaskSpec):
     def export(self, opts: Any, checkpoint: Optional[Checkpoint]) -> "ExportResult":
         model, size = self._model_to_export(opts, checkpoint)
         return self.export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
-                                 fused=not getattr(opts, "no_fuse", False))
+                                 fused=not getattr(opts, "no_fuse", False), layout=getattr(opts, "layout", None))
 
     def export_model(self, model: nn.Module, fmt: str, output: Union[str, "Path"], *,
                      input_size: Optional[InputSize] = None, batch: Optional[int] = None,
-                     fused: bool = True) -> "ExportResult":
+                     fused: bool = True, layout: Optional[str] = None) -> "ExportResult":
         """Write this task's export graph of ``model`` in ``fmt`` at ``output`` and check every output
         against the unfused model in eager PyTorch (``edgenext.deploy.export.export_network``: batch 1
         and 2 when dynamic). ``input_size``: None for the model's own (a detector's is fixed by its
         anchors). ``fused``: write ``fuse_dense``'s graph (backbone fused, head BatchNorms and input
-        normalisation folded), else the training graph."""
+        normalisation folded), else the training graph. ``layout``: the fused backbone's (default: the
+        format's)."""
         from ..deploy.export import export_network
         from ..deploy.fusion import fuse_dense
 
         # NOTE: export_network validates the request (a multi-output graph, fp32) before writing anything
         module, names, hw = self.export_graph(model, input_size)
         written = fuse_dense(module, hw) if fused else module
-        return export_network(written, fmt, output, input_size=hw, output_names=names, batch=batch, reference=module)
+        return export_network(written, fmt, output, input_size=hw, output_names=names, batch=batch, reference=module,
+                              layout=layout)
 
     def _model_to_export(self, opts: Any, checkpoint: Optional[Checkpoint]) -> tuple[nn.Module, Optional[InputSize]]:
         """The model to export and the input size asked for (None: the model's own)."""

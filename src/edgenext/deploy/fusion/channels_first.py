@@ -24,6 +24,7 @@ from torch import nn
 
 from ...models.blocks import split_convs
 from ...models.features import StageMaps
+from ..request import LAYOUT_NAMES
 from .modules import (
     _NORMALIZE_EPS,
     ChannelAffine,
@@ -240,7 +241,7 @@ def channels_first(fused: nn.Module) -> nn.Module:
 
 
 #: the two layouts a fused model can be written in (``ExportFormat.layout``)
-LAYOUTS = ("channels_last", "channels_first")
+LAYOUTS = LAYOUT_NAMES
 _FUSED = (FusedEdgeNeXt, FusedEdgeNeXtFeatures)
 
 
