@@ -29,7 +29,6 @@ SIZE = 128
 CLASSES = ("background", "one", "two", "three")
 TOL = 1e-4
 ORT = pytest.mark.skipif(not FORMATS["onnx"].installed, reason="onnxruntime is not installed")
-EXECUTORCH = pytest.mark.skipif(not FORMATS["executorch"].installed, reason="executorch is not installed")
 
 
 def randomize_(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -156,16 +155,6 @@ def test_detect_onnx_equals_eager_detections(detector_export):
     detector.batch = 2
     for g, w in zip(detector(images), want):
         _same_detections(g, w)
-
-
-@EXECUTORCH
-@pytest.mark.slow
-@pytest.mark.parametrize("task", ["segment", "detect"])
-def test_executorch_parity(task, tmp_path):
-    model = _segmenter() if task == "segment" else _detector()
-    result = get_task(task).export_model(model, "executorch", tmp_path / "model.pte", input_size=SIZE)
-    assert result.format == "executorch" and result.details["batches"] == [1]
-    assert result.max_abs_diff < TOL and result.size_bytes > 100_000
 
 
 def test_detector_exports_at_its_own_size_only(tmp_path):

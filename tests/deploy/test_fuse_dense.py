@@ -130,6 +130,8 @@ def test_fused_dense_exports_pass_parity_against_the_unfused_model(task, fmt, tm
         size = 64
     result = get_task(task).export_model(model, fmt, tmp_path / f"model{FORMATS[fmt].suffix}", input_size=size)
     assert result.max_abs_diff is not None and result.max_abs_diff < DENSE_TOL
+    # a mobile runtime's static program is checked at batch 1, the others at 1 and 2 (a dynamic batch)
+    assert result.details["batches"] == ([1] if FORMATS[fmt].static_batch else [1, 2])
     if fmt == "onnx":
         import onnx
 

@@ -26,7 +26,8 @@ OUR_RUNTIMES = RUNTIMES
 TORCH_RUNTIMES = ("eager", "fused", "compiled")
 CUDA_RUNTIMES = ("eager", "fused", "compiled")
 #: the export format (``edgenext.deploy.formats``) each runtime outside PyTorch runs
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "executorch": "executorch", "openvino": "openvino"}
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "executorch": "executorch", "openvino": "openvino", "litert": "litert",
+                   "ncnn": "ncnn", "mnn": "mnn"}
 #: old runtime names still accepted: name -> (runtime, precision)
 RUNTIME_ALIASES = {"executorch-int8": ("executorch", "int8")}
 #: the precisions each torch runtime offers (bf16: CPU autocast); export formats say theirs

@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 SLOW_TO_START = ("compiled",)
 #: runtimes the default run leaves out (``--full`` or naming them in --runtimes adds them), and why
 SLOW_TO_PREPARE = {"compiled": "torch.compile takes minutes before its first call",
-                   "executorch": "its exports take minutes each on 2 cores, int8 most"}
+                   "executorch": "its exports take minutes each on 2 cores, int8 most",
+                   "litert": "a phone engine (x86 figures here), about a minute per conversion on 2 cores",
+                   "ncnn": "a phone engine (x86 figures here), one image per call",
+                   "mnn": "a phone engine (x86 figures here)"}
 WORKER = "edgenext.bench.worker"
 #: the finished worker runs, in the work folder (``TimingLog``)
 TIMINGS_FILE = "timings.jsonl"

@@ -136,6 +136,8 @@ def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,
         raise ValueError(f"{spec.runtime} runs in PyTorch: there is no file to export")
     static = batch if fmt.static_batch else None
     module = in_layout(module, fmt.layout_for(spec.precision))  # as edgenext export writes it
+    if fmt.graph_form is not None:
+        module = fmt.graph_form(module)
     fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
                calibration=calibration, **_output_names(spec))
 

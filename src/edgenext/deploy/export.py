@@ -171,6 +171,8 @@ def _write(request: ExportRequest, graph: ExportGraph, output: Path, size: HW,
     names = {"output_names": graph.output_names} if request.multi_output else {}
     start = time.perf_counter()
     module = in_layout(graph.module, request.written_layout)
+    if request.format.graph_form is not None:
+        module = request.format.graph_form(module)
     path = request.format.writer(module, output, input_size=size, batch=request.batch,
                                  precision=request.precision, calibration=calibration, **names)
     return Path(path), time.perf_counter() - start

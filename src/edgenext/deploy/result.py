@@ -50,10 +50,10 @@ class ExportResult:
 
 
 def size_bytes(path: Path) -> int:
-    """What an export occupies on disk: a file, a folder (Core ML), or OpenVINO's .xml with its .bin."""
+    """What an export occupies on disk: a file, a folder (Core ML), or OpenVINO's .xml or ncnn's .param with its .bin."""
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+    if path.suffix in (".xml", ".param") and path.with_suffix(".bin").exists():
         size += path.with_suffix(".bin").stat().st_size
     return size

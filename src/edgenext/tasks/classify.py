@@ -80,12 +80,22 @@ class Classification(TaskSpec):
     def export(self, opts: Any, checkpoint: Optional["Checkpoint"]) -> "ExportResult":
         from ..deploy.export import export_model
 
-        model, recorded, settings = _export_model(opts)
+        from ..deploy.app_config import app_config, classify_preprocess, write_app_config
+        from ..models.edgenext import input_hw
+
+        model, recorded, settings, labels = _export_model(opts)
         size = opts.input_size or recorded or DEFAULT_INPUT_SIZE
         reduced = {} if opts.precision == "fp32" else _reduced_precision(opts, checkpoint, model, size, settings)
-        return export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
-                            fused=not opts.no_fuse, precision=opts.precision, layout=getattr(opts, "layout", None),
-                            **reduced)
+        result = export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
+                              fused=not opts.no_fuse, precision=opts.precision, layout=getattr(opts, "layout", None),
+                              **reduced)
+        hw = input_hw(size)
+        preprocess = classify_preprocess(hw, settings.crop_pct, settings.interpolation, settings.mean, settings.std)
+        write_app_config(result, app_config(result, task=self.name, model=getattr(opts, "model", None), input_hw=hw,
+                                            preprocess=preprocess, labels=labels,
+                                            in_chans=getattr(model, "in_chans", 3),
+                                            shapes={"logits": [1, model.num_classes]}))
+        return result
 
     # -- efficiency (profile, bench) --
     #: what a user would pick instead of EdgeNeXt: the bench's peers (timm's implementations, random weights)
@@ -149,9 +159,9 @@ class Classification(TaskSpec):
         return reparameterize_model(timm.create_model(name, pretrained=False).eval())
 
 
-def _export_model(opts: Any) -> tuple[Any, Optional[int], Any]:
-    """The classifier to export, the input side its checkpoint records (None: it records none) and its
-    evaluation preprocessing."""
+def _export_model(opts: Any) -> tuple[Any, Optional[int], Any, list[str]]:
+    """The classifier to export, the input side its checkpoint records (None: it records none), its
+    evaluation preprocessing and the readable name of each class."""
     from ..deploy.precision_accuracy import EvalSettings, eval_settings
     from ..models.loading import load_model
     from ..models import create_model
@@ -162,10 +172,11 @@ def _export_model(opts: Any) -> tuple[Any, Optional[int], Any]:
             raise ValueError("--num-classes builds --model NAME with a head of that size: give --model too "
                              "(a checkpoint of edgenext train records its classes: leave --num-classes out)")
         model = create_model(opts.model, pretrained=opts.pretrained, weights=opts.weights, num_classes=opts.num_classes)
-        return model, None, eval_settings(model.pretrained_cfg)
+        return model, None, eval_settings(model.pretrained_cfg), [str(i) for i in range(model.num_classes)]
     loaded = load_model(opts.model, opts.weights, pretrained=opts.pretrained)
     settings = EvalSettings(loaded.crop_pct, loaded.interpolation, tuple(loaded.mean), tuple(loaded.std))
-    return loaded.model, loaded.input_size if loaded.extra.get("trained") else None, settings
+    return (loaded.model, loaded.input_size if loaded.extra.get("trained") else None, settings,
+            list(loaded.descriptions))
 
 
 def _reduced_precision(opts: Any, checkpoint: Optional["Checkpoint"], model: Any, size: Any,

@@ -110,9 +110,15 @@ class DenseTask(TaskSpec):
 
     # -- export -------------------------------------------------------------------------------
     def export(self, opts: Any, checkpoint: Optional[Checkpoint]) -> "ExportResult":
-        model, size = self._model_to_export(opts, checkpoint)
-        return self.export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
-                                 fused=not getattr(opts, "no_fuse", False), layout=getattr(opts, "layout", None))
+        from ..deploy.app_config import app_config, dense_preprocess, write_app_config
+
+        model, size, labels = self._model_to_export(opts, checkpoint)
+        result = self.export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
+                                   fused=not getattr(opts, "no_fuse", False), layout=getattr(opts, "layout", None))
+        hw = self.export_graph(model, size)[2]  # the size the graph was written at
+        write_app_config(result, app_config(result, task=self.name, model=getattr(opts, "model", None), input_hw=hw,
+                                            preprocess=dense_preprocess(hw), labels=labels))
+        return result
 
     def export_model(self, model: nn.Module, fmt: str, output: Union[str, "Path"], *,
                      input_size: Optional[InputSize] = None, batch: Optional[int] = None,
@@ -132,8 +138,10 @@ class DenseTask(TaskSpec):
         return export_network(written, fmt, output, input_size=hw, output_names=names, batch=batch, reference=module,
                               layout=layout)
 
-    def _model_to_export(self, opts: Any, checkpoint: Optional[Checkpoint]) -> tuple[nn.Module, Optional[InputSize]]:
-        """The model to export and the input size asked for (None: the model's own)."""
+    def _model_to_export(self, opts: Any, checkpoint: Optional[Checkpoint]
+                         ) -> tuple[nn.Module, Optional[InputSize], Optional[list[str]]]:
+        """The model to export, the input size asked for (None: the model's own) and its class names
+        (None: random weights, no classes)."""
         if opts.pretrained:
             raise ValueError(f"--pretrained is for classification; --task {self.name} exports --model BACKBONE "
                              f"(random weights) or --weights, a checkpoint of edgenext train --task {self.name}")
@@ -141,11 +149,11 @@ class DenseTask(TaskSpec):
             if opts.num_classes is not None:
                 raise ValueError(f"--num-classes: {opts.weights} records its classes; leave --num-classes out")
             loaded = self._load_for(opts, checkpoint, "cpu")
-            return loaded.model, opts.input_size or loaded.input_size or None
+            return loaded.model, opts.input_size or loaded.input_size or None, list(loaded.class_names)
         if opts.model is None:
             raise ValueError(f"--task {self.name} needs --model BACKBONE (e.g. {self.default_backbone}, random "
                              f"weights) or --weights, a checkpoint of edgenext train --task {self.name}")
-        return self.network(opts.model, opts.num_classes, input_size=opts.input_size).eval(), opts.input_size
+        return self.network(opts.model, opts.num_classes, input_size=opts.input_size).eval(), opts.input_size, None
 
     # -- efficiency (profile, bench) --
     #: names our rows: "<head_name>_<backbone>" (ssdlite_edgenext_small)

@@ -18,7 +18,7 @@ from .registry import get_task
 
 #: every runtime a bench row can run in, in table order: three in PyTorch (eager, our fused fold,
 #: torch.compile), then the exported formats' runtimes (``edgenext.bench.candidates.RUNTIME_FORMATS``)
-RUNTIMES = ("eager", "fused", "compiled", "onnxruntime", "openvino", "executorch")
+RUNTIMES = ("eager", "fused", "compiled", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "mnn")
 
 #: builds the timed network of a model name at an input ``(height, width)``, random weights, in eval mode
 NetworkBuilder = Callable[[str, tuple[int, int]], nn.Module]

@@ -89,6 +89,9 @@ class ExportFormat:
     #: precisions written channels-last whatever ``layout`` says (ONNX Runtime's int8 quantises the
     #: MatMuls of the channels-last graph; its int8 convolutions are no faster than fp32 here)
     channels_last_precisions: tuple[str, ...] = ()
+    #: rewrites the module about to be written (fused or not, already in its layout) into ops this engine's
+    #: converter handles, computing the same function (ncnn: no tensor-valued clamp); None: as it is
+    graph_form: Optional[Callable[[nn.Module], nn.Module]] = None
 
     def __post_init__(self) -> None:
         if not self.precisions or self.precisions[0] != "fp32":
