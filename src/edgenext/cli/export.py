@@ -34,9 +34,10 @@ def _batch(value: str) -> int | None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a model (ONNX, ExecuTorch, TorchScript, OpenVINO, Core ML) with a parity check",
+        help="export a model (ONNX, ExecuTorch, TorchScript, OpenVINO, Core ML, LiteRT, ncnn, MNN) with a parity check",
         description="Fuse a model for inference, export it, run the export in its runtime on a fixed input and "
-        "print the max difference against eager PyTorch (fails above 1e-4). A checkpoint of edgenext train "
+        "print the max difference against eager PyTorch (fails above 1e-4); OUTPUT's <stem>.json beside it holds what an "
+        "app needs (input, preprocessing, outputs, labels). A checkpoint of edgenext train "
         "names its model, task and input size, so --weights alone is enough. --task detect exports the SSDLite "
         "network with box decoding and softmax (outputs boxes, scores; the score threshold and NMS run outside "
         "the graph: edgenext.dense.export.detect_onnx), --task segment the DeepLabv3 logits at the input size; "

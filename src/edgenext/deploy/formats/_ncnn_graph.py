@@ -154,8 +154,18 @@ _FORMS = ((FusedXCA, NcnnXCA), (XCAFirst, NcnnXCAFirst), (XCA, NcnnTrainingXCA),
           (SSDLiteRaw, NcnnSSDLiteRaw))
 
 
+def _forms() -> tuple:
+    """``_FORMS``, plus timm's ``CrossCovarianceAttn`` (the bench's timm EdgeNeXt: the same
+    attributes and function as our training ``XCA``) where timm has it."""
+    try:
+        from timm.models.edgenext import CrossCovarianceAttn
+    except ImportError:  # another timm: its EdgeNeXt exports as it is
+        return _FORMS
+    return (*_FORMS, (CrossCovarianceAttn, NcnnTrainingXCA))
+
+
 def _ncnn_form(module: nn.Module):
-    for kind, form in _FORMS:
+    for kind, form in _forms():
         if type(module) is kind:
             return form
     return None

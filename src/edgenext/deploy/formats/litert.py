@@ -87,7 +87,7 @@ def _quantize(model: nn.Module, x: torch.Tensor, calibration: torch.Tensor):
         # NOTE: calibrated on a dynamic-batch graph in batches, as ExecuTorch's int8: one image per
         # call costs the observers many times as long
         batch = torch.export.Dim("batch", min=1, max=1024)
-        graph = torch.export.export(model, (x.expand(2, -1, -1, -1).contiguous(),),
+        graph = torch.export.export(model, (x[:1].expand(2, -1, -1, -1).contiguous(),),
                                     dynamic_shapes=({0: batch},), strict=False).module()
         prepared = prepare_pt2e(graph, quantizer)
         for xb in calibration.split(CALIBRATION_BATCH):
