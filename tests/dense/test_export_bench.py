@@ -162,7 +162,7 @@ def test_detector_exports_at_its_own_size_only(tmp_path):
     detect = get_task("detect")
     with pytest.raises(ValueError, match="resizes every image to 128x128"):
         detect.export_model(model, "onnx", tmp_path / "d.onnx", input_size=256)
-    with pytest.raises(ValueError, match="onnx, executorch or openvino"):
+    with pytest.raises(ValueError, match="exports to onnx, executorch, .*openvino"):
         detect.export_model(model, "torchscript", tmp_path / "d.pt")
     with pytest.raises(ValueError, match="exports an SSDLite"):
         detect.export_model(torch.nn.Conv2d(3, 3, 1), "onnx", tmp_path / "c.onnx")
@@ -176,7 +176,7 @@ def test_export_cli_refuses_what_a_dense_export_cannot_do(tmp_path, capsys):
     out = str(tmp_path / "m.pt")
     assert main(["export", "--task", "detect", "--model", "edgenext_xx_small", "--format", "torchscript",
                  "--output", out]) == 2
-    assert "--task detect exports to onnx, executorch or openvino" in capsys.readouterr().err
+    assert "--task detect exports to onnx, executorch, " in capsys.readouterr().err
     assert main(["export", "--task", "segment", "--format", "onnx", "--output", out]) == 2
     assert "needs --model BACKBONE" in capsys.readouterr().err
 

@@ -127,6 +127,7 @@ class LiteRTRunner:
     carries its quantisation): nothing to apply."""
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
+        require("ai_edge_litert", EXTRA, "LiteRT inference")  # NOTE: first the package: its submodule may be loaded
         lite = require("ai_edge_litert.interpreter", EXTRA, "LiteRT inference")
         self.interpreter = lite.Interpreter(model_path=str(path), num_threads=threads or None)
         self.runner = self.interpreter.get_signature_runner()
