@@ -9,18 +9,16 @@ DIGITS_SIZE = 32
 DIGITS_CROP = 1.0  # the digits recipe's evaluation crop: the whole digit
 
 
-@pytest.fixture(scope="session")
-def digits_model():
-    """``(model, calibration, x_val, y_val, fp32_top1)``: a small EdgeNeXt trained for a few
-    seconds on scikit-learn's digits (32x32 RGB), its calibration images (training split) and
-    the validation split."""
+def train_tiny_digits(side: int, depths, dims, epochs: int = 2):
+    """``(model, x_train, x_val, y_val)``: a small EdgeNeXt trained for a few seconds on scikit-learn's
+    digits at ``side`` px (RGB, the whole digit), in eval mode."""
     torch.manual_seed(0)
-    x_train, y_train = digits_tensors("train", DIGITS_SIZE, crop_pct=DIGITS_CROP)
-    x_val, y_val = digits_tensors("val", DIGITS_SIZE, crop_pct=DIGITS_CROP)
-    model = EdgeNeXt(depths=(1, 1, 2, 1), dims=(16, 32, 48, 64), heads=(2, 2, 2, 2), num_classes=10)
+    x_train, y_train = digits_tensors("train", side, crop_pct=DIGITS_CROP)
+    x_val, y_val = digits_tensors("val", side, crop_pct=DIGITS_CROP)
+    model = EdgeNeXt(depths=depths, dims=dims, heads=(2, 2, 2, 2), num_classes=10)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.05)
     model.train()
-    for _ in range(2):
+    for _ in range(epochs):
         order = torch.randperm(len(y_train))
         for i in range(0, len(order), 64):
             idx = order[i : i + 64]
@@ -28,7 +26,41 @@ def digits_model():
             opt.zero_grad()
             loss.backward()
             opt.step()
-    model.eval()
+    return model.eval(), x_train, x_val, y_val
+
+
+@pytest.fixture(scope="session")
+def tiny_digits():
+    """``train_tiny_digits``, for test modules (they cannot import this conftest)."""
+    return train_tiny_digits
+
+
+@pytest.fixture
+def randomized(randomize):
+    """``randomized(model, seed=0)``: conftest's randomisation (layer scales, temperatures, BatchNorm
+    statistics) and the norms' affines off 1 and 0 too (LayerNorm and BatchNorm), so that a wrong
+    fold or a wrong export shows in the output; the model in eval mode."""
+
+    def apply(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+        randomize(model, seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for m in model.modules():
+                if hasattr(m, "normalized_shape") or isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    if getattr(m, "weight", None) is not None:
+                        m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                        m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.3)
+        return model.eval()
+
+    return apply
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    """``(model, calibration, x_val, y_val, fp32_top1)``: a small EdgeNeXt trained for a few
+    seconds on scikit-learn's digits (32x32 RGB), its calibration images (training split) and
+    the validation split."""
+    model, _, x_val, y_val = train_tiny_digits(DIGITS_SIZE, (1, 1, 2, 1), (16, 32, 48, 64))
     accuracy = top1(model, x_val, y_val)
     assert accuracy > 80.0, f"the digits model did not train ({accuracy:.1f}%)"
     return model, calibration_tensor("digits", DIGITS_SIZE, limit=64, crop_pct=DIGITS_CROP), x_val, y_val, accuracy

@@ -18,25 +18,6 @@ TOL = 1e-5
 DENSE_TOL = 1e-4
 
 
-@pytest.fixture
-def randomized(randomize):
-    return lambda model, seed=0: _randomized(randomize, model, seed)
-
-
-def _randomized(randomize, model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """conftest's randomisation (layer scales, temperatures, BatchNorms) and the norms' affines off
-    1 and 0 too (LayerNorm and BatchNorm), so that a wrong fold shows in the output."""
-    randomize(model, seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for m in model.modules():
-            if hasattr(m, "normalized_shape") or isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                if getattr(m, "weight", None) is not None:
-                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.3)
-    return model.eval()
-
-
 @pytest.mark.parametrize("output_stride", [32, 16, 8])
 @pytest.mark.parametrize("name", edgenext.list_models())
 def test_fused_features_only_backbones_give_the_same_maps(name, output_stride, randomized):

@@ -4,16 +4,14 @@ fp32 round trip is test_export.py's, which covers every registered format."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import edgenext
-from edgenext import EdgeNeXt
 from edgenext.dense.deeplabv3 import deeplabv3
 from edgenext.dense.ssdlite import ssdlite
 from edgenext.deploy import fuse
 from edgenext.deploy.export import export_model, export_network
 from edgenext.deploy.formats import FORMATS
-from edgenext.deploy.calibration import digits_tensors, top1
+from edgenext.deploy.calibration import top1
 from edgenext.deploy.precision_accuracy import PrecisionCheck
 from edgenext.tasks import get_task
 
@@ -21,11 +19,6 @@ TOL = 1e-4
 #: LiteRT's converter cannot lower a 1x1 last stage (a 32 px input): its tests use 64 px
 ENGINES = [pytest.param(f, marks=pytest.mark.skipif(not FORMATS[f].installed, reason=f"{f} is not installed"))
            for f in ("litert", "mnn")]
-
-
-@pytest.fixture
-def randomized(randomize):
-    return lambda model, seed=0: randomize(model, seed).eval()
 
 
 @pytest.mark.parametrize("fmt", ENGINES)
@@ -55,23 +48,10 @@ def test_features_only_backbone_gives_its_four_maps(fmt, tmp_path, randomized):
 
 
 @pytest.fixture(scope="module")
-def digits_64():
+def digits_64(tiny_digits):
     """``(model, calibration, x_val, y_val, fp32_top1)``: a small EdgeNeXt trained for a few seconds on
     scikit-learn's digits at 64 px (LiteRT's converter needs a last stage larger than 1x1)."""
-    torch.manual_seed(0)
-    x_train, y_train = digits_tensors("train", 64, crop_pct=1.0)
-    x_val, y_val = digits_tensors("val", 64, crop_pct=1.0)
-    model = EdgeNeXt(depths=(1, 1, 1, 1), dims=(16, 24, 32, 48), heads=(2, 2, 2, 2), num_classes=10)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.05)
-    for _ in range(2):
-        order = torch.randperm(len(y_train))
-        for i in range(0, len(order), 64):
-            idx = order[i : i + 64]
-            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    model, x_train, x_val, y_val = tiny_digits(64, (1, 1, 1, 1), (16, 24, 32, 48))
     fp32 = top1(model, x_val, y_val)
     assert fp32 > 70.0, f"the digits model did not train ({fp32:.1f}%)"
     return model, x_train[:64], x_val, y_val, fp32

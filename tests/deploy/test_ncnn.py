@@ -27,24 +27,6 @@ SIZE = 32
 LAYOUTS = ("channels_first", "channels_last")
 
 
-@pytest.fixture
-def randomized(randomize):
-    """conftest's randomisation plus the norms' affines off 1 and 0 (as test_fuse_dense.py)."""
-
-    def apply(model, seed=0):
-        randomize(model, seed)
-        g = torch.Generator().manual_seed(seed + 1)
-        with torch.no_grad():
-            for m in model.modules():
-                if hasattr(m, "normalized_shape") or isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    if getattr(m, "weight", None) is not None:
-                        m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                        m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.3)
-        return model.eval()
-
-    return apply
-
-
 def test_ncnn_is_registered_as_an_fp32_multi_output_static_batch_format():
     spec = FORMATS["ncnn"]
     assert (spec.suffix, spec.extra, spec.module) == (".param", "ncnn", "ncnn")
