@@ -167,7 +167,7 @@ class DenseTask(TaskSpec):
     #: the outputs of the timed network (``timed_network``), as its export names them
     bench_outputs: "ClassVar[tuple[str, ...]]"
     #: the runtimes ours and the peers are benched in (the int8 / bf16 paths are the classifier's)
-    bench_runtimes = ("eager", "onnxruntime", "openvino", "executorch")
+    bench_runtimes = ("eager", "onnxruntime", "openvino", "executorch", "litert", "ncnn", "mnn")
     #: the paper's rival inside the same head, built by our builder on timm's backbone (random weights):
     #: benched beside ours as a second backbone (its rows: ``<head>_mobilevit_s``)
     bench_rival = "mobilevit_s"
