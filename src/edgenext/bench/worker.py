@@ -19,7 +19,6 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..deploy.fusion.channels_first import in_layout
 from ..deploy.parity import example_input
 from ..models.profile import count_madds
 from ..tasks.efficiency import bench_plan
@@ -135,9 +134,7 @@ def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,
     if fmt is None:
         raise ValueError(f"{spec.runtime} runs in PyTorch: there is no file to export")
     static = batch if fmt.static_batch else None
-    module = in_layout(module, fmt.layout_for(spec.precision))  # as edgenext export writes it
-    if fmt.graph_form is not None:
-        module = fmt.graph_form(module)
+    module = fmt.written_module(module, spec.precision)  # as edgenext export writes it
     fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
                calibration=calibration, **_output_names(spec))
 

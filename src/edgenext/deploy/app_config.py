@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from .result import ExportResult
+from .result import ExportResult, weights_beside
 
 #: the schema's version, the first key of every file
 APP_CONFIG_VERSION = 1
@@ -84,8 +84,8 @@ def app_config(result: ExportResult, *, task: str, model: Optional[str], input_h
     shapes = shapes if shapes is not None else (result.details.get("shapes") or {})
     path = Path(result.path)
     name_in, names_out = engine_names(result.format, input_name, list(shapes))
-    files = [path.name] + [p.name for p in (path.with_suffix(".bin"),) if path.suffix in (".xml", ".param")
-                           and p.exists()]
+    weights = weights_beside(path)
+    files = [path.name] + ([weights.name] if weights is not None else [])
     return {
         "edgenext_app_config": APP_CONFIG_VERSION,
         "task": task,

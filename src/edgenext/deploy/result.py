@@ -49,11 +49,15 @@ class ExportResult:
         return asdict(self)
 
 
+def weights_beside(path: Path) -> Optional[Path]:
+    """The ``.bin`` weights written beside OpenVINO's ``.xml`` or ncnn's ``.param``, where there are some."""
+    weights = path.with_suffix(".bin")
+    return weights if path.suffix in (".xml", ".param") and weights.exists() else None
+
+
 def size_bytes(path: Path) -> int:
     """What an export occupies on disk: a file, a folder (Core ML), or OpenVINO's .xml or ncnn's .param with its .bin."""
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    size = path.stat().st_size
-    if path.suffix in (".xml", ".param") and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    return size
+    weights = weights_beside(path)
+    return path.stat().st_size + (weights.stat().st_size if weights is not None else 0)

@@ -31,8 +31,8 @@ from ..parity import HW
 from .registry import ExportFormat, register
 
 EXTRA = "mnn"
-#: the runtime's precision mode per file precision: fp32 arithmetic for both (int8 is weight-only)
-_MODES = {"fp32": "high", "int8": "high"}
+#: the runtime's precision mode, for both file precisions: fp32 arithmetic (int8 is weight-only)
+PRECISION_MODE = "high"
 
 
 def export_mnn(
@@ -101,7 +101,7 @@ class MNNRunner:
         import MNN.nn as mnn_nn
 
         self._expr = expr
-        config = {"backend": "CPU", "precision": _MODES.get(precision, "high"), "numThread": threads or 1}
+        config = {"backend": "CPU", "precision": PRECISION_MODE, "numThread": threads or 1}
         self.runtime = mnn_nn.create_runtime_manager((config,))
         with _stdout_to_stderr():
             self.net = mnn_nn.load_module_from_file(str(path), [], [], runtime_manager=self.runtime)

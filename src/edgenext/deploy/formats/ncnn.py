@@ -112,9 +112,9 @@ def export_ncnn(
     """Convert ``model`` at ``input_size`` (height, width) to ncnn at ``output`` (``.param``; the
     weights go to the ``.bin`` beside it). ncnn runs one image at a time, whatever ``batch``: the
     graph is traced at batch 1. ``output_names``: one per output of ``model`` (checked against the
-    graph's outputs; ncnn's blobs keep pnnx's names ``out0, out1, ...``). ``model`` is put in
-    ``ncnn_graph_form`` (a no-op where ``export_model`` did already); a graph left with layers ncnn
-    does not implement raises a ``RuntimeError`` naming them."""
+    graph's outputs; ncnn's blobs keep pnnx's names ``out0, out1, ...``). ``model`` is written as it
+    is: ``export_model`` and the bench hand it over in ``ncnn_graph_form`` (``ExportFormat.written_module``);
+    a graph left with layers ncnn does not implement raises a ``RuntimeError`` naming them."""
     if precision != "fp32":
         raise ValueError(f"ncnn export writes fp32 only, got {precision!r}")
     pnnx = require("pnnx", EXTRA, "ncnn export")
@@ -125,7 +125,7 @@ def export_ncnn(
     height, width = input_size
     in_chans = getattr(model, "in_chans", 3)
     x = example_input(1, (height, width), in_chans)
-    module = _TupleOutputs(ncnn_graph_form(model.eval())).eval()
+    module = _TupleOutputs(model.eval()).eval()
     with tempfile.TemporaryDirectory(prefix="edgenext-ncnn-") as tmp:
         work = Path(tmp)
         with torch.no_grad(), warnings.catch_warnings():
