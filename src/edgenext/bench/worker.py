@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
+from ..deploy.fusion.channels_first import written_module
 from ..deploy.parity import example_input
 from ..models.profile import count_madds
 from ..tasks.efficiency import bench_plan
@@ -134,7 +135,7 @@ def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,
     if fmt is None:
         raise ValueError(f"{spec.runtime} runs in PyTorch: there is no file to export")
     static = batch if fmt.static_batch else None
-    module = fmt.written_module(module, spec.precision)  # as edgenext export writes it
+    module = written_module(fmt, module, spec.precision)  # as edgenext export writes it
     fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
                calibration=calibration, **_output_names(spec))
 

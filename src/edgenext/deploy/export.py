@@ -25,6 +25,7 @@ from ..constants import DEFAULT_PRETRAINED_CFG
 from ..models.edgenext import InputSize, input_hw
 from .calibration import calibration_tensor
 from .fusion import fuse
+from .fusion.channels_first import written_module
 from .parity import FP32_TOLERANCE, HW, as_outputs, example_images, example_input, max_abs_diff
 from .precision_accuracy import PrecisionCheck, eval_settings, measure_precision
 from .request import ExportRequest, validate_export
@@ -169,7 +170,7 @@ def _write(request: ExportRequest, graph: ExportGraph, output: Path, size: HW,
     """The written file and the seconds it took; multi-output writers get the output names."""
     names = {"output_names": graph.output_names} if request.multi_output else {}
     start = time.perf_counter()
-    module = request.format.written_module(graph.module, request.precision, request.written_layout)
+    module = written_module(request.format, graph.module, request.precision, request.written_layout)
     path = request.format.writer(module, output, input_size=size, batch=request.batch,
                                  precision=request.precision, calibration=calibration, **names)
     return Path(path), time.perf_counter() - start

@@ -105,14 +105,6 @@ class ExportFormat:
         """The layout a fused model is written in at ``precision``."""
         return "channels_last" if precision in self.channels_last_precisions else self.layout
 
-    def written_module(self, module: nn.Module, precision: str = "fp32", layout: Optional[str] = None) -> nn.Module:
-        """What the writer gets from ``module``: a fused model in ``layout`` (default: ``layout_for(precision)``),
-        then in this engine's ``graph_form``; ``edgenext export`` and the bench both write this."""
-        from ..fusion.channels_first import in_layout  # NOTE: lazy: the registry imports no model code at import
-
-        module = in_layout(module, layout or self.layout_for(precision))
-        return module if self.graph_form is None else self.graph_form(module)
-
     @property
     def installed(self) -> bool:
         return is_present(self.module)

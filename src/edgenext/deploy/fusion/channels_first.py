@@ -16,7 +16,7 @@ convolutions already.
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,9 @@ from .modules import (
     FusedStem,
     FusedXCA,
 )
+
+if TYPE_CHECKING:
+    from ..formats.registry import ExportFormat
 
 
 class ChannelNorm(nn.Module):
@@ -263,3 +266,12 @@ def in_layout(module: nn.Module, layout: str) -> nn.Module:
             if isinstance(child, _FUSED):
                 setattr(parent, name, channels_first(child))
     return out
+
+
+def written_module(fmt: "ExportFormat", module: nn.Module, precision: str = "fp32",
+                   layout: Optional[str] = None) -> nn.Module:
+    """What ``fmt``'s writer gets from ``module``: a fused model in ``layout`` (default: the format's,
+    ``ExportFormat.layout_for(precision)``), then in the engine's ``graph_form``; ``edgenext export``
+    and the bench both write this."""
+    module = in_layout(module, layout or fmt.layout_for(precision))
+    return module if fmt.graph_form is None else fmt.graph_form(module)
