@@ -105,5 +105,5 @@ def test_an_unsupported_precision_fails_before_any_work(tmp_path, capsys, monkey
     assert rc == 2 and "--format torchscript cannot write --precision int8" in err
     writers = err.split("int8 is written by")[1]
     assert all(name in writers for name in ("onnx", "executorch", "openvino")), err
-    assert [name for name in PRECISIONS if name != "fp32"] == ["bf16", "int8"]
+    assert [name for name in PRECISIONS if name != "fp32"] == ["fp16", "bf16", "int8"]
     assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,9 @@
 """ncnn: classifiers, detectors, segmenters and features_only backbones export through pnnx into
 native ncnn layers only and run in ncnn within fp32 tolerance of eager PyTorch, in both layouts."""
 
+import re
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +16,10 @@ from edgenext.deploy import fuse  # noqa: E402
 from edgenext.deploy.export import export_model, export_network  # noqa: E402
 from edgenext.deploy.formats import FORMATS  # noqa: E402
 from edgenext.deploy.formats._ncnn_graph import NcnnTrainingXCA, NcnnXCA, NcnnXCAFirst, ncnn_graph_form  # noqa: E402
-from edgenext.deploy.formats.ncnn import NcnnRunner, export_ncnn, param_io, unsupported_layers  # noqa: E402
+from edgenext.deploy.formats.ncnn import (  # noqa: E402
+    NcnnRunner, export_ncnn, param_io, unsupported_layers)
 from edgenext.deploy.fusion.channels_first import in_layout  # noqa: E402
+from edgenext.deploy.precision_accuracy import PrecisionCheck  # noqa: E402
 from edgenext.dense.deeplabv3 import deeplabv3  # noqa: E402
 from edgenext.dense.ssdlite import ssdlite  # noqa: E402
 from edgenext.optional import MissingExtraError  # noqa: E402
@@ -30,7 +34,7 @@ LAYOUTS = ("channels_first", "channels_last")
 def test_ncnn_is_registered_as_an_fp32_multi_output_static_batch_format():
     spec = FORMATS["ncnn"]
     assert (spec.suffix, spec.extra, spec.module) == (".param", "ncnn", "ncnn")
-    assert spec.static_batch and spec.multi_output and spec.precisions == ("fp32",)
+    assert spec.static_batch and spec.multi_output and spec.precisions == ("fp32", "fp16")
     assert spec.layout == "channels_first" and spec.graph_form is not None
 
 
@@ -93,6 +97,34 @@ def test_features_only_backbone_gives_its_four_maps(layout, tmp_path, randomized
     assert result.max_abs_diff < FP32_TOL, result.check
     assert result.details["shapes"]["s1"] == [1, 24, 16, 16] and result.details["shapes"]["s4"] == [1, 168, 2, 2]
     assert len(param_io(result.path)[1]) == 4
+
+
+def test_timms_edgenext_with_its_uneven_channel_split_runs_in_ncnn(tmp_path, randomized):
+    """timm's SDTA splits with ``chunk``, which pnnx writes as ncnn's equal-part Slice: for the 88
+    channels of EdgeNeXt-XXS's stage 3 in 3 parts ncnn's parts are 29, 29, 30, torch's 30, 30, 28
+    (ncnn then read past the convolution's input and crashed). Its ncnn form slices explicitly."""
+    timm = pytest.importorskip("timm")
+    model = randomized(timm.create_model("edgenext_xx_small", pretrained=False, num_classes=10))
+    result = export_network(model, "ncnn", tmp_path / "t.param", input_size=64, output_names=("logits",))
+    assert result.max_abs_diff < FP32_TOL, result.check
+    equal_parts = [line for line in Path(result.path).read_text().splitlines()
+                   if line.startswith("Slice") and re.search(r"-23300=\d+(,-233)+(\s|$)", line)]
+    assert equal_parts == []
+
+
+def test_fp16_export_halves_the_weights_and_reports_its_top1_change(digits_model, tmp_path):
+    model, _, x_val, y_val, fp32_top1 = digits_model
+    check = PrecisionCheck(x_val, "digits val", (x_val, y_val))
+    full = export_model(model, "ncnn", tmp_path / "full.param", input_size=SIZE)
+    half = export_model(model, "ncnn", tmp_path / "half.param", input_size=SIZE, precision="fp16",
+                        check=check)
+    assert half.precision == "fp16"  # the weights in half; the .bin's fp32 leftovers: norms, biases, constants
+    assert (tmp_path / "half.bin").stat().st_size < 0.7 * (tmp_path / "full.bin").stat().st_size
+    assert half.max_abs_diff > full.max_abs_diff  # the weights were rounded to half
+    acc = half.accuracy
+    assert acc["digits_top1_fp32"] == pytest.approx(fp32_top1) and acc["agreement"] >= 95.0, acc
+    assert acc["digits_top1_change"] >= -2.0, acc
+    assert "fp32's tolerance does not apply" in half.parity_line()
 
 
 def test_every_xca_gets_its_ncnn_form_with_the_same_function(cached_model):

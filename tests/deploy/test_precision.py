@@ -81,8 +81,8 @@ def test_a_missing_package_names_the_extra(monkeypatch):
 
 
 def test_unknown_names_raise():
-    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
-        precision_unavailable("onnx", "fp16")
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        precision_unavailable("onnx", "fp8")
     with pytest.raises(ValueError, match="unknown export format 'tflite'"):
         precision_unavailable("tflite", "fp32")
 
@@ -269,8 +269,8 @@ def test_cli_names_the_bad_precision(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "--format torchscript cannot write --precision bf16" in err and "openvino" in err
     with pytest.raises(SystemExit):
-        _export(tmp_path, "--format", "onnx", "--precision", "fp16")
-    assert "fp16" in capsys.readouterr().err
+        _export(tmp_path, "--format", "onnx", "--precision", "fp8")
+    assert "fp8" in capsys.readouterr().err
     if is_installed("openvino"):
         _bf16(monkeypatch, False)
         assert _export(tmp_path, "--format", "openvino", "--precision", "bf16") == 2

@@ -1,7 +1,7 @@
 """``edgenext export``: write a model in a deployment format and check it against eager PyTorch.
 
 What is exported is the task's graph (``TaskSpec.export``): the fused classifier (``--precision
-bf16|int8``: a reduced-precision file, reported with its top-1 change on the digits model and its
+fp16|bf16|int8``: a reduced-precision file, reported with its top-1 change on the digits model and its
 top-1 agreement with fp32), the detector's network with box decoding and softmax (no NMS), or the
 segmenter's logits, every output checked. The request (format x precision x task x batch) is
 validated before anything is loaded (``edgenext.deploy.request.validate_export``).
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..deploy.formats import FORMATS, MULTI_OUTPUT_FORMATS, PRECISIONS
+from ..deploy.formats import FORMATS, MULTI_OUTPUT_FORMATS, PRECISIONS, format_names
 from ..deploy.export import DEFAULT_CALIBRATION_IMAGES
 from ..deploy.request import validate_export
 from ..tasks import resolve_task
@@ -29,6 +29,10 @@ def _batch(value: str) -> int | None:
     if batch < 1:
         raise argparse.ArgumentTypeError(f"--batch must be positive, got {batch}")
     return batch
+
+
+def _writers(precision: str) -> str:
+    return ", ".join(format_names(precision=precision))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,8 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_batch, default=None, metavar="dynamic|N",
                    help="batch axis: dynamic (default; ExecuTorch and Core ML then use 1) or a fixed N")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="numeric precision (classify): fp32 (default, checked to 1e-4), bf16 (openvino, on CPUs with "
-                   "native bf16) or int8 (onnx, executorch, openvino; calibrated on --calibration). A reduced "
+                   help="numeric precision (classify): fp32 (default, checked to 1e-4), "
+                   f"fp16 ({_writers('fp16')}: half-precision weights), bf16 ({_writers('bf16')}, on CPUs with "
+                   f"native bf16) or int8 ({_writers('int8')}; calibrated on --calibration). A reduced "
                    "precision reports its top-1 change on a digits model of edgenext train and its top-1 "
                    "agreement with fp32 on --agreement-images")
     p.add_argument("--calibration", default="digits", metavar="digits|DIR",

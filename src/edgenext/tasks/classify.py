@@ -33,7 +33,7 @@ class Classification(TaskSpec):
     summary = "classify (EdgeNeXt classifier)"
     order = 0
     metric = "top1"
-    export_precisions = ("fp32", "bf16", "int8")
+    export_precisions = ("fp32", "fp16", "bf16", "int8")
 
     def training(self, cfg):
         from ..train.classify import ClassificationTask

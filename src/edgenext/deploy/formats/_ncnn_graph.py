@@ -10,7 +10,9 @@ decodes and clips its boxes with strided slices (torchvision's ``decode_single``
 ``clip_boxes_to_image``: ``codes[:, 0::4]``, ``boxes[..., 0::2]``), which pnnx leaves as
 ``Tensor.slice``: its ncnn form decodes all four coordinates at once against precomputed anchor
 centres and sizes, with unit-step slices only. An unfused BatchNorm model's ``BatchNormLast``
-becomes its eval-mode affine. ``ncnn_graph_form`` swaps every fused XCA
+becomes its eval-mode affine. timm's ``SplitTransposeBlock`` splits its channels with ``chunk``,
+which pnnx writes as an equal-parts ``Slice`` that ncnn divides differently from torch where the
+channels do not divide evenly: its form slices explicitly. ``ncnn_graph_form`` swaps every fused XCA
 (channels-last ``FusedXCA``, channels-first ``XCAFirst``), every training ``XCA`` and
 ``BatchNormLast`` and an ``SSDLiteRaw`` in a module for its ncnn form, on a copy.
 """
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from ...dense.ssdlite import BOX_DIMS, SSDLiteRaw
+from ...models.blocks import split_convs
 from ...models.layers import XCA, BatchNormLast
 from ..fusion.channels_first import XCAFirst
 from ..fusion.modules import _NORMALIZE_EPS, FusedXCA
@@ -150,18 +153,46 @@ class NcnnSSDLiteRaw(nn.Module):
         return boxes, out["cls_logits"].softmax(dim=-1)
 
 
+class NcnnTimmSDTA(nn.Module):
+    """timm's ``SplitTransposeBlock`` (eval) with its channel split written as explicit slices.
+    timm splits with ``x.chunk(scales)``, which pnnx writes as an ncnn ``Slice`` of equal parts;
+    where the channels do not divide (EdgeNeXt-XXS's stage 3: 88 in 3) ncnn's equal parts
+    (29, 29, 30) are not torch's (30, 30, 28) and the next convolution reads past its input.
+    The rest is the block's own computation on its own modules: positional encoding, XCA with
+    its layer scale, the inverted bottleneck with its own, the residual."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        mixed = split_convs(x, b.convs, b.width, True, dim=1)
+        B, C, H, W = mixed.shape
+        tokens = mixed.reshape(B, C, H * W).transpose(1, 2)  # (B, N, C)
+        if b.pos_embd is not None:
+            tokens = tokens + b.pos_embd((B, H, W)).reshape(B, C, H * W).transpose(1, 2)
+        attended = b.xca(b.norm_xca(tokens))
+        tokens = tokens + (attended if b.gamma_xca is None else b.gamma_xca * attended)
+        y = b.mlp(b.norm(tokens.reshape(B, H, W, C)))
+        if b.gamma is not None:
+            y = b.gamma * y
+        return x + y.permute(0, 3, 1, 2)
+
+
 _FORMS = ((FusedXCA, NcnnXCA), (XCAFirst, NcnnXCAFirst), (XCA, NcnnTrainingXCA), (BatchNormLast, NcnnBatchNormLast),
           (SSDLiteRaw, NcnnSSDLiteRaw))
 
 
 def _forms() -> tuple:
     """``_FORMS``, plus timm's ``CrossCovarianceAttn`` (the bench's timm EdgeNeXt: the same
-    attributes and function as our training ``XCA``) where timm has it."""
+    attributes and function as our training ``XCA``) and its ``SplitTransposeBlock`` where timm
+    has them."""
     try:
-        from timm.models.edgenext import CrossCovarianceAttn
+        from timm.models.edgenext import CrossCovarianceAttn, SplitTransposeBlock
     except ImportError:  # another timm: its EdgeNeXt exports as it is
         return _FORMS
-    return (*_FORMS, (CrossCovarianceAttn, NcnnTrainingXCA))
+    return (*_FORMS, (CrossCovarianceAttn, NcnnTrainingXCA), (SplitTransposeBlock, NcnnTimmSDTA))
 
 
 def _ncnn_form(module: nn.Module):

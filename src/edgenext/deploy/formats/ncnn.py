@@ -1,17 +1,22 @@
 """ncnn: ``.param`` + ``.bin`` written by pnnx from a TorchScript trace, and an ncnn CPU runner; an optional extra.
 
 The writer traces the module at batch 1 (ncnn's blobs have no batch axis: one image per
-extraction), converts it with the pnnx executable in a temporary folder (fp32 weights,
-``fp16=0``) and keeps only the ncnn ``.param`` and its ``.bin``; a graph with a layer ncnn does
+extraction), converts it with the pnnx executable in a temporary folder and keeps only the ncnn ``.param`` and its ``.bin``; a graph with a layer ncnn does
 not implement (pnnx leaves ``aten::``/``torch.``/``pnnx.`` ops it could not lower) is refused.
 Before writing, ``graph_form`` (``_ncnn_graph.ncnn_graph_form``) rewrites the XCAs into ops pnnx
 lowers. The runner loops over the batch and stacks the outputs, restoring the batch axis.
 
-Precisions: fp32 only. The runner turns ncnn's fp16 storage/arithmetic and bf16 storage off:
-on an x86 CPU without AVX512-FP16 ncnn's "fp16" is storage only (weights and blobs rounded to
-half, arithmetic in fp32), which is not a reduced-precision compute mode, and ``fp16`` is not
-one of the registry's precisions. int8 needs ncnn's calibration tools (``ncnn2table``,
-``ncnn2int8``), which neither the ``ncnn`` nor the ``pnnx`` wheel ships.
+Precisions:
+  * ``fp32``: fp32 weights (pnnx ``fp16=0``); the runner turns ncnn's fp16 storage/arithmetic
+    and bf16 storage off, so the numbers are ncnn's fp32 kernels'.
+  * ``fp16``: the weights stored in half precision (pnnx ``fp16=1``: a ``.bin`` about half the
+    size, what an app ships) and the runner's fp16 storage on. What that computes depends on
+    the CPU: on ARMv8.2+ (phones) ncnn also computes in fp16 (``use_fp16_arithmetic``); on x86
+    without AVX512-FP16 (this project's machines) ncnn keeps fp16 as storage only, weights and
+    some blobs rounded to half, arithmetic in fp32 - so the accuracy change measured here is
+    the rounding's, and x86 gains no speed from it.
+int8 needs ncnn's calibration tools (``ncnn2table``, ``ncnn2int8``), which neither the ``ncnn``
+nor the ``pnnx`` wheel ships.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from ..parity import HW, example_input
 from .registry import ExportFormat, register
 
 EXTRA = "ncnn"
+#: what the writer and the runner offer (see the module docstring for what fp16 computes where)
+PRECISIONS = ("fp32", "fp16")
 #: prefixes of the layer types pnnx leaves in an ncnn param when it cannot lower an op
 UNSUPPORTED_PREFIXES = ("aten::", "torch.", "pnnx.", "F.", "Tensor.", "nn.", "prim::")
 #: seconds the pnnx converter may take
@@ -115,8 +122,8 @@ def export_ncnn(
     graph's outputs; ncnn's blobs keep pnnx's names ``out0, out1, ...``). ``model`` is written as it
     is: ``export_model`` and the bench hand it over in ``ncnn_graph_form`` (``ExportFormat.written_module``);
     a graph left with layers ncnn does not implement raises a ``RuntimeError`` naming them."""
-    if precision != "fp32":
-        raise ValueError(f"ncnn export writes fp32 only, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"ncnn export writes {' or '.join(PRECISIONS)}, got {precision!r}")
     pnnx = require("pnnx", EXTRA, "ncnn export")
     output = Path(output)
     if output.suffix != ".param":
@@ -137,7 +144,7 @@ def export_ncnn(
             ("pnnxonnx", "model.pnnx.onnx"), ("ncnnparam", "model.ncnn.param"), ("ncnnbin", "model.ncnn.bin"),
             ("ncnnpy", "model_ncnn.py"))}
         command = [pnnx.EXEC_PATH, str(work / "model.pt"), f"inputshape=[1,{in_chans},{height},{width}]f32",
-                   "fp16=0", "device=cpu", *(f"{key}={path}" for key, path in files.items())]
+                   f"fp16={int(precision == 'fp16')}", "device=cpu", *(f"{key}={path}" for key, path in files.items())]
         # NOTE: the pnnx executable, not pnnx.export: that imports the Python module pnnx
         # generates, which fails on some graphs (and is not needed) after the ncnn files are written
         done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=PNNX_TIMEOUT)
@@ -161,12 +168,13 @@ def export_ncnn(
 class NcnnRunner:
     """An ncnn model on the CPU: ``runner(x)`` takes ``(N, C, H, W)`` and returns the first output
     with its batch axis; each image is one extraction (ncnn blobs have no batch axis), the results
-    stacked. fp32: fp16/bf16 storage and arithmetic off, so the numbers are ncnn's fp32 kernels'."""
+    stacked. fp32: fp16/bf16 storage and arithmetic off, so the numbers are ncnn's fp32 kernels';
+    fp16: fp16 storage and arithmetic on (where the CPU has them: see the module's docstring)."""
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
         ncnn = require("ncnn", EXTRA, "ncnn inference")
-        if precision != "fp32":
-            raise ValueError(f"ncnn runs fp32 only, got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"ncnn runs {' or '.join(PRECISIONS)}, got {precision!r}")
         path = Path(path)
         self._ncnn = ncnn
         self.net = ncnn.Net()
@@ -174,7 +182,8 @@ class NcnnRunner:
         if threads:
             opt.num_threads = threads
         opt.use_vulkan_compute = False
-        opt.use_fp16_storage = opt.use_fp16_arithmetic = opt.use_fp16_packed = False
+        half = precision == "fp16"
+        opt.use_fp16_storage = opt.use_fp16_arithmetic = opt.use_fp16_packed = half
         opt.use_bf16_storage = opt.use_bf16_packed = False
         if self.net.load_param(str(path)) != 0:
             raise RuntimeError(f"ncnn could not load the param file {path}")
@@ -208,5 +217,5 @@ class NcnnRunner:
 # NOTE: channels-first: ncnn's fast kernels are NCHW convolutions; the channels-last graph's Gemms and
 # Permutes around every depth-wise conv made EdgeNeXt-XXS at 256x256, batch 1, 2 threads ~290 ms
 # against ~30 ms channels-first (best of 30, ncnn 1.0.20261020, x86 AVX2)
-register(ExportFormat("ncnn", ".param", EXTRA, "ncnn", export_ncnn, NcnnRunner, static_batch=True,
-                      multi_output=True, order=60, layout="channels_first", graph_form=ncnn_graph_form))
+register(ExportFormat("ncnn", ".param", EXTRA, "ncnn", export_ncnn, NcnnRunner, precisions=PRECISIONS,
+                      static_batch=True, multi_output=True, order=60, layout="channels_first", graph_form=ncnn_graph_form))

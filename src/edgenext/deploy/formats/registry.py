@@ -22,7 +22,7 @@ from torch import nn
 from ..parity import HW
 
 #: every precision some format writes; fp32 is every format's default
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 
 class Writer(Protocol):
     """Writes ``model`` to ``output`` in ``precision`` (one of the format's ``precisions``, already
