@@ -481,3 +481,31 @@ def test_eval_segment_is_the_same_whatever_the_batch_and_equals_predicts_masks(r
     union = matrix.sum(0) + matrix.sum(1) - tp
     assert figures[0]["miou"] == pytest.approx(float(np.mean(tp[union > 0] / union[union > 0])), abs=1e-9)
     assert figures[0]["pixel_acc"] == pytest.approx(tp.sum() / matrix.sum(), abs=1e-9)
+
+
+DENSE_PRECISIONS = [("detect", "onnx", "int8", ".onnx", "onnxruntime"), ("segment", "ncnn", "fp16", ".param", "ncnn")]
+
+
+@pytest.mark.parametrize("task, fmt, precision, suffix, package", DENSE_PRECISIONS)
+def test_a_reduced_precision_dense_export_reports_its_metric_change_on_the_runs_scenes(
+        runs, tmp_path, capsys, task, fmt, precision, suffix, package):
+    """The eager fp32 figure is the one the run recorded on the same validation scenes (the check
+    scores what training scored, through COCOeval / the confusion matrix), and the export's beside it."""
+    pytest.importorskip(package)
+    _, best = runs[task]
+    out = tmp_path / f"m{suffix}"
+    rc = main(["export", "--task", task, "--weights", str(best), "--format", fmt, "--precision", precision,
+               "--output", str(out), "--json"])
+    assert rc == 0
+    accuracy = json.loads(capsys.readouterr().out)["accuracy"]
+    key, metric = ("map", "box mAP") if task == "detect" else ("miou", "mIoU")
+    assert accuracy["metric"] == metric and accuracy["precision"] == precision and accuracy["scenes"] == VAL_SCENES
+    assert accuracy["fp32"] == pytest.approx(100 * _recorded_score(best, key), abs=1e-6)
+    assert accuracy["change"] == pytest.approx(accuracy["export"] - accuracy["fp32"])
+    assert abs(accuracy["change"]) <= 2.0, accuracy
+    if task == "segment":
+        assert accuracy["pixel_agreement"] >= 99.0, accuracy
+    rc = main(["export", "--task", task, "--weights", str(best), "--format", fmt, "--precision", precision,
+               "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and f"{precision} {metric} on {VAL_SCENES} digit-scene validation images" in printed, printed

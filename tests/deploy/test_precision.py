@@ -277,10 +277,12 @@ def test_cli_names_the_bad_precision(tmp_path, capsys, monkeypatch):
         assert "no native bf16" in capsys.readouterr().err
 
 
-def test_cli_rejects_a_precision_for_dense_tasks(tmp_path, capsys):
+def test_cli_names_the_writers_of_a_dense_precision_a_format_lacks(tmp_path, capsys):
     rc = main(["export", "--task", "detect", "--model", "edgenext_xx_small", "--format", "onnx", "--output",
-               str(tmp_path / "m.onnx"), "--precision", "int8"])
-    assert rc == 2 and "--task detect exports fp32 only" in capsys.readouterr().err
+               str(tmp_path / "m.onnx"), "--precision", "fp16"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--format onnx cannot write --precision fp16" in err and "fp16 is written by ncnn" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -123,6 +123,10 @@ def export_network(
     tolerance: float = FP32_TOLERANCE,
     reference: Optional[nn.Module] = None,
     layout: Optional[str] = None,
+    precision: str = "fp32",
+    calibration: Optional[torch.Tensor] = None,
+    precisions: Sequence[str] = ("fp32",),
+    measure: Optional[Callable[[Any, Optional[int]], dict]] = None,
 ) -> ExportResult:
     """Export ``module`` to ``fmt`` at ``output``, run it in its runtime and compare every output
     with ``reference`` in eager PyTorch (default: ``module`` itself; a fused module is compared
@@ -133,14 +137,23 @@ def export_network(
     else that batch. ``output_names``: one per output of ``module``. The result's
     ``max_abs_diff`` is the largest over all outputs and batches; ``details`` holds each
     output's (``max_abs_diff``) and shape (``shapes``, at the first checked batch). Raises
-    ``ParityError`` above ``tolerance``. ``layout``: as ``export_model``'s.
+    ``ParityError`` above ``tolerance`` (fp32 only). ``layout``: as ``export_model``'s.
+    ``precision``: one of ``precisions`` (the caller's graph's: a detector's or segmenter's task
+    lists them); int8 calibrates on ``calibration``, ``(N, C, H, W)`` inputs of ``module``.
+    ``measure(runner, batch)``: a reduced precision's price, given the loaded file (its
+    ``outputs``) and its static batch (None: dynamic), kept as the result's ``accuracy``.
     """
-    request = validate_export(fmt, batch=batch, multi_output=True, layout=layout)
+    request = validate_export(fmt, precision, batch=batch, multi_output=True, layout=layout, precisions=precisions)
+    if precision == "int8" and calibration is None:
+        raise ValueError("an int8 export of a network needs calibration inputs")
     size = input_hw(input_size)
     graph = network_graph(module.eval(), size, output_names, reference=reference)
-    path, seconds = _write(request, graph, Path(output), size, None)
+    path, seconds = _write(request, graph, Path(output), size, calibration)
     parity = _check(request, graph, path, DYNAMIC_CHECK_BATCHES if request.batch is None else (request.batch,))
-    return _result(request, graph, path, seconds, parity, tolerance)
+    result = _result(request, graph, path, seconds, parity, tolerance)
+    if measure is not None and precision != "fp32" and parity.runner is not None:
+        result.accuracy = measure(parity.runner, request.batch)
+    return result
 
 
 def network_graph(module: nn.Module, size: HW, output_names: Sequence[str], *,

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .dense_precision import DenseAccuracy
 from .precision_accuracy import PrecisionAccuracy
 
 
@@ -24,7 +25,8 @@ class ExportResult:
     seconds: float
     details: dict = field(default_factory=dict)
     precision: str = "fp32"
-    #: a reduced precision's top-1 figures (``PrecisionAccuracy.to_dict``); None for fp32
+    #: a reduced precision's measured price: a classifier's top-1 figures (``PrecisionAccuracy.to_dict``),
+    #: a detector's / segmenter's (``DenseAccuracy.to_dict``); None for fp32
     accuracy: Optional[dict] = None
 
     def parity_line(self) -> str:
@@ -40,7 +42,9 @@ class ExportResult:
     def report_lines(self) -> list[str]:
         """The parity line, then a reduced precision's top-1 lines."""
         lines = [self.parity_line()]
-        if self.accuracy is not None:
+        if self.accuracy is not None and "metric" in self.accuracy:  # a detector's or segmenter's
+            lines += DenseAccuracy.from_dict(self.accuracy).lines()
+        elif self.accuracy is not None:
             fields = {k: v for k, v in self.accuracy.items() if k != "digits_top1_change"}
             lines += PrecisionAccuracy(**fields).lines()
         return lines

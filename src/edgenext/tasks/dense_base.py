@@ -21,6 +21,9 @@ from .registry import get_task, recorded_task
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import torch
+
+    from ..deploy.dense_precision import DenseCheck
     from ..deploy.export import ExportResult
     from ..inference.dense import LoadedDense
     from .efficiency import BenchPlan
@@ -34,6 +37,8 @@ class DenseTask(TaskSpec):
     """A detector or segmenter: a head on the EdgeNeXt backbone, in torchvision's conventions."""
 
     multi_output = True
+    #: a reduced precision reports its box mAP / mIoU change on the digit scenes (deploy.dense_precision)
+    export_precisions = ("fp32", "fp16", "bf16", "int8")
     #: the backbone of ``profile`` / ``bench`` / an export of ``--model`` without ``--weights``
     default_backbone = "edgenext_small"
     #: what ``predict`` writes into ``--output`` besides the drawn pictures (for its last line)
@@ -113,30 +118,73 @@ class DenseTask(TaskSpec):
         from ..deploy.app_config import app_config, dense_preprocess, write_app_config
 
         model, size, labels = self._model_to_export(opts, checkpoint)
+        precision = getattr(opts, "precision", "fp32")
+        hw = self.export_graph(model, size)[2]  # the size the graph is written at
+        calibration = check = None
+        if precision != "fp32":
+            calibration, check = self._precision_inputs(opts, checkpoint, hw, precision)
         result = self.export_model(model, opts.format, opts.output, input_size=size, batch=opts.batch,
-                                   fused=not getattr(opts, "no_fuse", False), layout=getattr(opts, "layout", None))
-        hw = self.export_graph(model, size)[2]  # the size the graph was written at
+                                   fused=not getattr(opts, "no_fuse", False), layout=getattr(opts, "layout", None),
+                                   precision=precision, calibration=calibration, check=check)
         write_app_config(result, app_config(result, task=self.name, model=getattr(opts, "model", None), input_hw=hw,
                                             preprocess=dense_preprocess(hw), labels=labels))
         return result
 
+    def _precision_inputs(self, opts: Any, checkpoint: Optional[Checkpoint], hw: tuple[int, int], precision: str):
+        """A reduced precision's calibration (int8: the digit scenes' training split, or the
+        ``--calibration`` folder) and its check (a digit-scenes run's own validation scenes; None
+        for a model of other data, whose price the scenes would not measure)."""
+        from ..deploy.calibration import calibration_tensor
+        from ..deploy.dense_precision import (DENSE_CALIBRATION_SCENES, DENSE_CHECK_SCENES, digit_scene_calibration,
+                                              digit_scene_check)
+
+        config: dict[str, Any] = {}
+        if opts.weights is not None:
+            config = run_config((checkpoint if checkpoint is not None else read_weights(opts.weights)).content) or {}
+        scenes = {**dict(config.get("data_kwargs") or {}), "seed": config.get("seed", 0),
+                  "image_size": config.get("input_size") or hw[0]}
+        calibration = None
+        if precision == "int8":
+            folder = getattr(opts, "calibration", "digits")
+            calibration = (digit_scene_calibration(self.name, hw, scenes) if folder in (None, "digits") else
+                           calibration_tensor(folder, hw, DENSE_CALIBRATION_SCENES, crop_pct=1.0,
+                                              interpolation="bilinear", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
+        if not (config.get("data") == "digits" and not config.get("train_dir")):
+            return calibration, None
+        count = min(int(scenes.get("val_scenes") or DENSE_CHECK_SCENES), DENSE_CHECK_SCENES)
+        return calibration, digit_scene_check(self.name, hw, scenes, count)
+
     def export_model(self, model: nn.Module, fmt: str, output: Union[str, "Path"], *,
                      input_size: Optional[InputSize] = None, batch: Optional[int] = None,
-                     fused: bool = True, layout: Optional[str] = None) -> "ExportResult":
+                     fused: bool = True, layout: Optional[str] = None, precision: str = "fp32",
+                     calibration: Optional["torch.Tensor"] = None, check: Optional["DenseCheck"] = None
+                     ) -> "ExportResult":
         """Write this task's export graph of ``model`` in ``fmt`` at ``output`` and check every output
         against the unfused model in eager PyTorch (``edgenext.deploy.export.export_network``: batch 1
         and 2 when dynamic). ``input_size``: None for the model's own (a detector's is fixed by its
         anchors). ``fused``: write ``fuse_dense``'s graph (backbone fused, head BatchNorms and input
         normalisation folded), else the training graph. ``layout``: the fused backbone's (default: the
-        format's)."""
+        format's). ``precision``: one of ``export_precisions``; int8 calibrates on ``calibration``
+        (default: the digit scenes' training split), and a reduced precision checked on ``check``
+        (``dense_precision.digit_scene_check``) reports its box mAP / mIoU change in ``accuracy``."""
+        from ..deploy.dense_precision import digit_scene_calibration, measure_dense_precision
         from ..deploy.export import export_network
         from ..deploy.fusion import fuse_dense
 
-        # NOTE: export_network validates the request (a multi-output graph, fp32) before writing anything
+        # NOTE: export_network validates the request (a multi-output graph, the precision) before writing anything
         module, names, hw = self.export_graph(model, input_size)
         written = fuse_dense(module, hw) if fused else module
-        return export_network(written, fmt, output, input_size=hw, output_names=names, batch=batch, reference=module,
-                              layout=layout)
+        if precision == "int8" and calibration is None:
+            calibration = digit_scene_calibration(self.name, hw)
+        settings = model.selection() if hasattr(model, "selection") else None
+
+        def measure(runner, static_batch):
+            return measure_dense_precision(self.name, module, runner.outputs, precision, check, batch=static_batch,
+                                           settings=settings).to_dict()
+
+        return export_network(written, fmt, output, input_size=hw, output_names=names, batch=batch,
+                              reference=module, layout=layout, precision=precision, calibration=calibration,
+                              precisions=self.export_precisions, measure=measure if check is not None else None)
 
     def _model_to_export(self, opts: Any, checkpoint: Optional[Checkpoint]
                          ) -> tuple[nn.Module, Optional[InputSize], Optional[list[str]]]:

@@ -33,6 +33,10 @@ from .registry import ExportFormat, register
 EXTRA = "litert"
 
 
+#: graphs LiteRT's int8 cannot run (measured: the interpreter fails in DIV, "data[i] != zero_point")
+_NO_INT8 = ("SSDLiteRaw", "NcnnSSDLiteRaw")
+
+
 def export_litert(
     model: nn.Module,
     output: Union[str, Path],
@@ -52,6 +56,10 @@ def export_litert(
     output = Path(output)
     if output.suffix != ".tflite":
         raise ValueError(f"a LiteRT model is a .tflite file, got {output}")
+    if precision == "int8" and any(type(m).__name__ in _NO_INT8 for m in model.modules()):
+        raise ValueError("LiteRT int8 cannot run a detector: the quantised box decoding divides by a tensor "
+                         "that LiteRT's int8 DIV refuses at run time (a zero at its zero point); export the "
+                         "detector in int8 with --format onnx, mnn or openvino, or LiteRT in fp32")
     output.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(batch or 1, input_size, getattr(model, "in_chans", 3))
     kwargs = {}

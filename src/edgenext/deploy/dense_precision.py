@@ -1,0 +1,151 @@
+"""The measured price of a reduced-precision detector or segmenter export, on the digit scenes.
+
+A detector's or segmenter's export (``edgenext export --task detect|segment --precision
+fp16|int8``) is scored twice on the same validation scenes of the built-in digit-scenes demo:
+the eager fp32 network and the exported file in its runtime, through the same post-processing
+(a detector: ``postprocess_detections`` with the model's own settings, then pycocotools'
+COCOeval box mAP; a segmenter: the arg-max mask, then VOC's mIoU over the confusion matrix).
+The report is both figures and their change, plus how often the two agree (a segmenter: the
+share of pixels with the same class). int8 calibrates on the scenes' training split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .parity import HW
+
+#: validation scenes a reduced-precision dense export is scored on (COCOeval takes a few seconds)
+DENSE_CHECK_SCENES = 100
+#: training scenes an int8 dense export calibrates on
+DENSE_CALIBRATION_SCENES = 32
+#: the metric each dense task reports, by task name
+METRICS = {"detect": "box mAP", "segment": "mIoU"}
+
+Outputs = Callable[[torch.Tensor], Sequence[torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class DenseCheck:
+    """Scenes to score a dense export on: ``images`` ``(N, 3, H, W)`` in [0, 1] at the export's
+    size; ``targets``: a detector's ``{"boxes", "labels"}`` per scene, or a segmenter's masks
+    ``(N, H, W)``; ``source`` says what they are."""
+
+    images: torch.Tensor
+    targets: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class DenseAccuracy:
+    """Eager fp32 and the export on the same scenes: ``metric`` (box mAP or mIoU, in points),
+    and for a segmenter the share of pixels whose class the two agree on."""
+
+    precision: str
+    metric: str
+    fp32: float
+    export: float
+    scenes: int
+    source: str
+    pixel_agreement: Optional[float] = None
+
+    @property
+    def change(self) -> float:
+        return self.export - self.fp32
+
+    def lines(self) -> list[str]:
+        out = [f"{self.precision} {self.metric} on {self.scenes} {self.source}: {self.export:.2f} vs eager fp32 "
+               f"{self.fp32:.2f} (change {self.change:+.2f} points)"]
+        if self.pixel_agreement is not None:
+            out.append(f"{self.precision} pixels of the same class as eager fp32: {self.pixel_agreement:.3f}%")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "change": self.change}
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> "DenseAccuracy":
+        return cls(**{k: v for k, v in fields.items() if k != "change"})
+
+
+def _scenes(task: str, split: str, hw: HW, count: int, scene_kwargs: Mapping[str, Any]):
+    from ..dense.data.digit_scenes import DigitScenes
+
+    if hw[0] != hw[1]:
+        raise ValueError(f"the digit scenes are square; a {hw[0]}x{hw[1]} export cannot be scored on them")
+    kwargs = {k: v for k, v in scene_kwargs.items() if k not in ("transform", "num_scenes", "val_scenes")}
+    dataset = DigitScenes(split, "boxes" if task == "detect" else "mask", num_scenes=count, **kwargs)
+    return [dataset[(i, hw[0])] for i in range(count)]
+
+
+def digit_scene_check(task: str, hw: HW, scene_kwargs: Mapping[str, Any] = (), count: int = DENSE_CHECK_SCENES
+                      ) -> DenseCheck:
+    """``count`` validation scenes at ``hw`` (``scene_kwargs``: a run's ``data_kwargs`` and ``seed``,
+    so a demo run is scored on its own validation stream)."""
+    items = _scenes(task, "val", hw, count, dict(scene_kwargs))
+    images = torch.stack([image for image, _ in items])
+    targets = [target for _, target in items] if task == "detect" else torch.stack([mask for _, mask in items])
+    return DenseCheck(images, targets, "digit-scene validation images")
+
+
+def digit_scene_calibration(task: str, hw: HW, scene_kwargs: Mapping[str, Any] = (),
+                            count: int = DENSE_CALIBRATION_SCENES) -> torch.Tensor:
+    """``count`` training scenes at ``hw``, ``(N, 3, H, W)`` in [0, 1]: an int8 dense export's calibration."""
+    return torch.stack([image for image, _ in _scenes(task, "train", hw, count, dict(scene_kwargs))])
+
+
+def _run(outputs: Outputs, images: torch.Tensor, batch: Optional[int], chunk: int = 16) -> list[torch.Tensor]:
+    """Every output of ``outputs`` over ``images`` in chunks (of exactly ``batch`` for a static
+    batch, the last one padded and the padding dropped), concatenated."""
+    size = batch or chunk
+    parts: list[list[torch.Tensor]] = []
+    with torch.no_grad():
+        for start in range(0, len(images), size):
+            xb = images[start:start + size]
+            real = len(xb)
+            if batch is not None and real < batch:
+                xb = torch.cat([xb, xb[:1].expand(batch - real, *xb.shape[1:])])
+            parts.append([torch.as_tensor(o)[:real].float() for o in outputs(xb.contiguous())])
+    return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
+def _box_map(boxes: torch.Tensor, scores: torch.Tensor, targets: list, settings: Mapping[str, Any]) -> float:
+    from ..dense.metrics import DetectionMetric
+    from ..dense.ssdlite import postprocess_detections
+
+    metric = DetectionMetric()
+    metric.update(postprocess_detections(boxes, scores, **settings), targets)
+    return 100.0 * metric.compute()["map"]
+
+
+def _miou(logits: torch.Tensor, masks: torch.Tensor, num_classes: int) -> float:
+    from ..dense.metrics import SegmentationMetric
+
+    metric = SegmentationMetric(num_classes)
+    metric.update(logits.argmax(1), masks)
+    return 100.0 * metric.compute()["miou"]
+
+
+def measure_dense_precision(task: str, reference: nn.Module, exported: Outputs, precision: str, check: DenseCheck, *,
+                            batch: Optional[int] = None, settings: Optional[Mapping[str, Any]] = None
+                            ) -> DenseAccuracy:
+    """Score eager fp32 ``reference`` (the task's export graph: ``SSDLiteRaw`` or the segmenter)
+    and ``exported`` (the file's runner: every output) on ``check``. ``settings``: a detector's
+    post-processing (``SSDLite.selection()``)."""
+    if task not in METRICS:
+        raise ValueError(f"a dense precision check is for {' or '.join(METRICS)}, got {task!r}")
+    reference = reference.eval()
+    want = _run(lambda x: reference(x) if task == "detect" else (reference(x),), check.images, None)
+    got = _run(exported, check.images, batch)
+    agreement = None
+    if task == "detect":
+        score = lambda outs: _box_map(outs[0], outs[1], check.targets, settings or {})  # noqa: E731
+    else:
+        num_classes = want[0].shape[1]
+        score = lambda outs: _miou(outs[0], check.targets, num_classes)  # noqa: E731
+        agreement = 100.0 * float((want[0].argmax(1) == got[0].argmax(1)).float().mean())
+    return DenseAccuracy(precision, METRICS[task], score(want), score(got), len(check.images), check.source, agreement)
