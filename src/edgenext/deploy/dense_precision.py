@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .parity import HW
+from .precision_accuracy import run_chunked
 
 #: validation scenes a reduced-precision dense export is scored on (COCOeval takes a few seconds)
 DENSE_CHECK_SCENES = 100
@@ -98,21 +99,6 @@ def digit_scene_calibration(task: str, hw: HW, scene_kwargs: Mapping[str, Any] =
     return torch.stack([image for image, _ in _scenes(task, "train", hw, count, dict(scene_kwargs))])
 
 
-def _run(outputs: Outputs, images: torch.Tensor, batch: Optional[int], chunk: int = 16) -> list[torch.Tensor]:
-    """Every output of ``outputs`` over ``images`` in chunks (of exactly ``batch`` for a static
-    batch, the last one padded and the padding dropped), concatenated."""
-    size = batch or chunk
-    parts: list[list[torch.Tensor]] = []
-    with torch.no_grad():
-        for start in range(0, len(images), size):
-            xb = images[start:start + size]
-            real = len(xb)
-            if batch is not None and real < batch:
-                xb = torch.cat([xb, xb[:1].expand(batch - real, *xb.shape[1:])])
-            parts.append([torch.as_tensor(o)[:real].float() for o in outputs(xb.contiguous())])
-    return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]
-
-
 def _box_map(boxes: torch.Tensor, scores: torch.Tensor, targets: list, settings: Mapping[str, Any]) -> float:
     from ..dense.metrics import DetectionMetric
     from ..dense.ssdlite import postprocess_detections
@@ -139,8 +125,8 @@ def measure_dense_precision(task: str, reference: nn.Module, exported: Outputs, 
     if task not in METRICS:
         raise ValueError(f"a dense precision check is for {' or '.join(METRICS)}, got {task!r}")
     reference = reference.eval()
-    want = _run(lambda x: reference(x) if task == "detect" else (reference(x),), check.images, None)
-    got = _run(exported, check.images, batch)
+    want = run_chunked(lambda x: reference(x) if task == "detect" else (reference(x),), check.images, chunk=16)
+    got = run_chunked(exported, check.images, batch, chunk=16)
     agreement = None
     if task == "detect":
         score = lambda outs: _box_map(outs[0], outs[1], check.targets, settings or {})  # noqa: E731

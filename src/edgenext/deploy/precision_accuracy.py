@@ -10,7 +10,7 @@ Two figures, both from the exported file running in its runtime:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -74,20 +74,26 @@ class PrecisionAccuracy:
         return {**asdict(self), "digits_top1_change": self.digits_top1_change}
 
 
-def predict_logits(predict: Predict, x: torch.Tensor, batch: Optional[int] = None, chunk: int = 32) -> torch.Tensor:
-    """``predict`` over ``x`` in chunks: of ``chunk`` images for a dynamic batch, of exactly
-    ``batch`` for a static-batch program (the last chunk padded with its first image, the padding's
-    outputs dropped)."""
+def run_chunked(outputs: Callable[[torch.Tensor], Sequence[torch.Tensor]], x: torch.Tensor,
+                batch: Optional[int] = None, chunk: int = 32) -> list[torch.Tensor]:
+    """Every output of ``outputs`` over ``x`` in chunks, concatenated: of ``chunk`` images for a
+    dynamic batch, of exactly ``batch`` for a static-batch program (the last chunk padded with its
+    first image, the padding's outputs dropped)."""
     size = batch or chunk
-    outs = []
+    parts = []
     with torch.no_grad():
         for i in range(0, len(x), size):
             xb = x[i : i + size]
             real = len(xb)
             if batch is not None and real < batch:
                 xb = torch.cat([xb, xb[:1].expand(batch - real, *xb.shape[1:])])
-            outs.append(torch.as_tensor(predict(xb.contiguous()))[:real].float())
-    return torch.cat(outs)
+            parts.append([torch.as_tensor(o)[:real].float() for o in outputs(xb.contiguous())])
+    return [torch.cat([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def predict_logits(predict: Predict, x: torch.Tensor, batch: Optional[int] = None, chunk: int = 32) -> torch.Tensor:
+    """``predict`` over ``x`` (``run_chunked`` with its one output)."""
+    return run_chunked(lambda xb: (predict(xb),), x, batch, chunk)[0]
 
 
 def top1_agreement(reference: torch.Tensor, candidate: torch.Tensor) -> float:
