@@ -117,8 +117,14 @@ class DenseTask(TaskSpec):
                                    fused=not getattr(opts, "no_fuse", False), layout=getattr(opts, "layout", None))
         hw = self.export_graph(model, size)[2]  # the size the graph was written at
         write_app_config(result, app_config(result, task=self.name, model=getattr(opts, "model", None), input_hw=hw,
-                                            preprocess=dense_preprocess(hw), labels=labels))
+                                            preprocess=dense_preprocess(hw), labels=labels,
+                                            params=sum(p.numel() for p in model.parameters()),
+                                            postprocess=self.postprocess_settings(model)))
         return result
+
+    def postprocess_settings(self, model: nn.Module) -> Optional[dict[str, Any]]:
+        """What an app applies to the exported outputs with ``model``'s settings (None: nothing to set)."""
+        return None
 
     def export_model(self, model: nn.Module, fmt: str, output: Union[str, "Path"], *,
                      input_size: Optional[InputSize] = None, batch: Optional[int] = None,
