@@ -425,7 +425,9 @@
     article.className = 'result';
     const heading = document.createElement('h3');
     heading.textContent = result.name;
-    const scale = Math.min(1, 1024 / Math.max(result.width, result.height));
+    // drawn at 480-1024 px on its long side: small images scaled up so labels stay legible, large ones down
+    const longest = Math.max(result.width, result.height);
+    const scale = Math.min(1024, Math.max(480, longest)) / longest;
     const canvas = document.createElement('canvas');
     canvas.width = Math.max(1, Math.round(result.width * scale));
     canvas.height = Math.max(1, Math.round(result.height * scale));
