@@ -97,6 +97,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=3, help="rounds, the models' order alternating (a shared machine's "
+                   "load moves between them evenly)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     p.add_argument("--json", type=Path, default=None)
@@ -104,32 +106,39 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     threads = [int(t) for t in args.threads.split(",")]
-    rows = []
+    measured: dict[tuple, list] = {}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_FLAGS)
         gpu = webgpu_available(browser)
         backends = ["wasm"] + (["webgpu"] if gpu else [])
-        for impl, site in sites(Path(tmp)).items():
-            server, url = serve_in_background(site)
-            try:
-                for n in threads:
-                    rows.append({"impl": impl, "runtime": "onnxruntime (native)", "threads": n,
-                                 "median_ms": native(site / "model.onnx", n, args.runs, args.warmup)})
-                    for backend in backends:
-                        got = in_browser(browser, url, backend, n, args.runs, args.warmup)
-                        rows.append({"impl": impl, "runtime": f"browser-{backend}", "threads": got["threads"],
-                                     "median_ms": got["median_ms"], "isolated": got["isolated"]})
-            finally:
+        folders = sites(Path(tmp))
+        served = {impl: serve_in_background(folder) for impl, folder in folders.items()}
+        try:
+            for round_ in range(args.rounds):
+                for impl in sorted(served, reverse=bool(round_ % 2)):
+                    url = served[impl][1]
+                    for n in threads:
+                        measured.setdefault((impl, "onnxruntime (native)", n), []).append(
+                            native(folders[impl] / "model.onnx", n, args.runs, args.warmup))
+                        for backend in backends:
+                            got = in_browser(browser, url, backend, n, args.runs, args.warmup)
+                            measured.setdefault((impl, f"browser-{backend}", got["threads"]), []).append(got["median_ms"])
+        finally:
+            for server, _ in served.values():
                 server.shutdown()
         browser.close()
+    rows = [{"impl": impl, "runtime": runtime, "threads": n, "median_ms": statistics.median(values),
+             "round_medians_ms": values} for (impl, runtime, n), values in measured.items()]
     report = {"machine": machine(), "chromium": args.chromium, "webgpu": gpu, "size": SIZE, "runs": args.runs,
-              "warmup": args.warmup, "rows": rows}
+              "warmup": args.warmup, "rounds": args.rounds, "rows": rows}
     print(f"Machine: {report['machine']}; WebGPU in headless Chromium: {'yes' if gpu else 'no adapter'}\n")
-    print("| model | impl | runtime | threads | median ms | vs native same threads |\n|---|---|---|---:|---:|---:|")
+    print("| model | impl | runtime | threads | median ms | round medians ms | vs native same threads |\n"
+          "|---|---|---|---:|---:|---|---:|")
     for r in rows:
         base = next(b["median_ms"] for b in rows if b["impl"] == r["impl"] and b["threads"] == r["threads"]
                     and b["runtime"].endswith("(native)"))
-        print(f"| edgenext_xx_small | {r['impl']} | {r['runtime']} | {r['threads']} | {r['median_ms']:.2f} | "
+        spread = ", ".join(f"{v:.1f}" for v in r["round_medians_ms"])
+        print(f"| edgenext_xx_small | {r['impl']} | {r['runtime']} | {r['threads']} | {r['median_ms']:.2f} | {spread} | "
               f"{base / r['median_ms']:.2f}x |")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -20,7 +20,7 @@
   }
   function setState(state) { document.body.dataset.state = state; }
   function publish() { $('results').dataset.results = JSON.stringify(api.results.map(summary)); }
-  function summary(r) { const { mask, input, ...rest } = r; return rest; }
+  function summary(r) { const { mask, view, ...rest } = r; return rest; }
 
   // ---- image size from the file header, before anything is decoded ------------------------------
   const be16 = (b, i) => (b[i] << 8) | b[i + 1];
