@@ -40,7 +40,7 @@ def pytest_configure(config):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # a pure function: session-scoped fixtures (built sites, shared models) use it too
 def randomize():
     return randomize_
 

@@ -14,8 +14,9 @@ from . import eval as eval_cmd
 from . import predict as predict_cmd
 from . import export as export_cmd
 from . import bench as bench_cmd
+from . import demo as demo_cmd
 
-SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd)
+SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

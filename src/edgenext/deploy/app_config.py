@@ -77,9 +77,13 @@ def output_notes(task: str) -> str:
 
 def app_config(result: ExportResult, *, task: str, model: Optional[str], input_hw: Sequence[int],
                preprocess: dict[str, Any], labels: Optional[Sequence[str]], in_chans: int = 3,
-               input_name: str = "input", shapes: Optional[dict[str, Sequence[int]]] = None) -> dict[str, Any]:
+               input_name: str = "input", shapes: Optional[dict[str, Sequence[int]]] = None,
+               params: Optional[int] = None, postprocess: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """The app config of a checked export (``result``). ``shapes``: each output's shape at batch 1
-    (default: what the export recorded, ``details["shapes"]``, as multi-output exports do)."""
+    (default: what the export recorded, ``details["shapes"]``, as multi-output exports do).
+    ``params``: the model's parameter count (a page shows it); ``postprocess``: what an app applies to
+    the outputs with the model's own settings (a detector's score threshold, NMS IoU and caps:
+    ``SSDLite.selection()``). Both optional keys, None when not given (schema version 1 unchanged)."""
     height, width = (int(v) for v in input_hw)
     shapes = shapes if shapes is not None else (result.details.get("shapes") or {})
     path = Path(result.path)
@@ -100,6 +104,8 @@ def app_config(result: ExportResult, *, task: str, model: Optional[str], input_h
                     for engine, (name, shape) in zip(names_out, shapes.items())],
         "output_notes": output_notes(task),
         "labels": None if labels is None else [str(label) for label in labels],
+        "params": None if params is None else int(params),
+        "postprocess": None if postprocess is None else dict(postprocess),
     }
 
 

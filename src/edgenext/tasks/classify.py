@@ -94,7 +94,8 @@ class Classification(TaskSpec):
         write_app_config(result, app_config(result, task=self.name, model=getattr(opts, "model", None), input_hw=hw,
                                             preprocess=preprocess, labels=labels,
                                             in_chans=getattr(model, "in_chans", 3),
-                                            shapes={"logits": [1, model.num_classes]}))
+                                            shapes={"logits": [1, model.num_classes]},
+                                            params=sum(p.numel() for p in model.parameters())))
         return result
 
     # -- efficiency (profile, bench) --

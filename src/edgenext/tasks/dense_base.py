@@ -127,7 +127,9 @@ class DenseTask(TaskSpec):
                                    fused=not getattr(opts, "no_fuse", False), layout=getattr(opts, "layout", None),
                                    precision=precision, calibration=calibration, check=check)
         write_app_config(result, app_config(result, task=self.name, model=getattr(opts, "model", None), input_hw=hw,
-                                            preprocess=dense_preprocess(hw), labels=labels))
+                                            preprocess=dense_preprocess(hw), labels=labels,
+                                            params=sum(p.numel() for p in model.parameters()),
+                                            postprocess=self.postprocess_settings(model)))
         return result
 
     def _precision_inputs(self, opts: Any, checkpoint: Optional[Checkpoint], hw: tuple[int, int], precision: str):
@@ -154,6 +156,10 @@ class DenseTask(TaskSpec):
         count = min(int(scenes.get("val_scenes") or DENSE_CHECK_SCENES), DENSE_CHECK_SCENES)
         return calibration, digit_scene_check(self.name, hw, scenes, count)
 
+    def postprocess_settings(self, model: nn.Module) -> Optional[dict[str, Any]]:
+        """What an app applies to the exported outputs with ``model``'s settings (None: nothing to set)."""
+        return None
+
     def export_model(self, model: nn.Module, fmt: str, output: Union[str, "Path"], *,
                      input_size: Optional[InputSize] = None, batch: Optional[int] = None,
                      fused: bool = True, layout: Optional[str] = None, precision: str = "fp32",
@@ -176,7 +182,7 @@ class DenseTask(TaskSpec):
         written = fuse_dense(module, hw) if fused else module
         if precision == "int8" and calibration is None:
             calibration = digit_scene_calibration(self.name, hw)
-        settings = model.selection() if hasattr(model, "selection") else None
+        settings = self.postprocess_settings(model)
 
         def measure(runner, static_batch):
             return measure_dense_precision(self.name, module, runner.outputs, precision, check, batch=static_batch,

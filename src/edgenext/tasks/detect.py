@@ -67,6 +67,10 @@ class Detection(DenseTask):
         # box decoding and softmax inside the graph; the score threshold and NMS stay outside
         return SSDLiteRaw(model).eval(), RAW_OUTPUT_NAMES, size
 
+    def postprocess_settings(self, model: nn.Module) -> Optional[dict[str, Any]]:
+        """The score threshold, NMS IoU and caps of the eval-mode detector (``select_detections``' keywords)."""
+        return dict(model.selection())
+
     def check_eval_size(self, side: tuple[int, int]) -> Optional[int]:
         raise ValueError("--input-size: a detector runs at the input size it was trained at (its anchors are laid "
                          "out for it)")
