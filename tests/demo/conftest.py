@@ -6,6 +6,7 @@ with the evaluation transform of ``edgenext predict``)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -21,8 +22,9 @@ TINY = dict(model="edgenext_xx_small", model_kwargs=dict(depths=[1, 1, 1, 1], di
             amp=False, progress=False, tensorboard=False, plot=False)
 DENSE_SIZE = 64
 DIGIT_NAMES = ["background"] + [str(d) for d in range(10)]
-#: where the screenshots of the README go
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "benchmarks" / "demo"
+#: the README's screenshots: written there when the tests run with EDGENEXT_SCREENSHOTS=benchmarks/demo
+#: (else into a temporary folder, so a test run leaves the checkout as it was)
+SCREENSHOTS_ENV = "EDGENEXT_SCREENSHOTS"
 
 
 def chromium_path() -> str | None:
@@ -255,11 +257,14 @@ def python_segment(site: Path, image_path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def demo_kit(randomize):
+def demo_kit(randomize, tmp_path_factory):
     """The helpers above, for test modules (they cannot import this conftest)."""
     from types import SimpleNamespace
 
+    shots = os.environ.get(SCREENSHOTS_ENV)
+    screenshots = Path(shots) if shots else tmp_path_factory.mktemp("screenshots")
+
     return SimpleNamespace(digit_image=digit_image, scene_image=scene_image, write_png=write_png,
                            page_results=page_results, drop_files=drop_files, python_classify=python_classify,
-                           python_detect=python_detect, python_segment=python_segment, screenshots=SCREENSHOTS,
+                           python_detect=python_detect, python_segment=python_segment, screenshots=screenshots,
                            save_classifier=lambda path: save_classifier(path, randomize), tiny=TINY)
