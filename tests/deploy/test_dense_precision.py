@@ -55,7 +55,7 @@ def test_digit_scenes_give_the_check_and_the_calibration_at_the_export_size():
     check = digit_scene_check("detect", (SIDE, SIDE), {"digit_size": [16, 32]}, count=3)
     assert check.images.shape == (3, 3, SIDE, SIDE) and 0.0 <= check.images.min() and check.images.max() <= 1.0
     assert len(check.targets) == 3 and all(len(t["boxes"]) == len(t["labels"]) > 0 for t in check.targets)
-    masks = digit_scene_check("segment", (32, 32), {"digit_size": [8, 16], "image_size": 64}, count=2).targets
+    masks = torch.stack(digit_scene_check("segment", (32, 32), {"digit_size": [8, 16], "image_size": 64}, count=2).targets)
     assert masks.shape == (2, 32, 32) and masks.dtype == torch.int64  # rendered at 64, resized to 32
     calibration = digit_scene_calibration("segment", (SIDE, SIDE), count=4)
     assert calibration.shape == (4, 3, SIDE, SIDE)
@@ -78,11 +78,12 @@ def test_box_map_of_an_oracle_and_of_its_shifted_export():
 
 def test_miou_and_pixel_agreement_of_an_oracle_and_its_damaged_export():
     check = digit_scene_check("segment", (SIDE, SIDE), {"digit_size": [16, 32]}, count=4)
-    damaged = MaskOracle(check.targets, flip=16)
-    accuracy = measure_dense_precision("segment", MaskOracle(check.targets), lambda x: (damaged(x),), "int8", check)
+    masks = torch.stack(check.targets)
+    damaged = MaskOracle(masks, flip=16)
+    accuracy = measure_dense_precision("segment", MaskOracle(masks), lambda x: (damaged(x),), "int8", check)
     assert accuracy.fp32 == pytest.approx(100.0) and accuracy.export < 100.0
-    changed = int((check.targets[:, 0, :16] != 1).sum())  # the pixels the damage changed
-    assert accuracy.pixel_agreement == pytest.approx(100.0 * (1 - changed / check.targets.numel()))
+    changed = int((masks[:, 0, :16] != 1).sum())  # the pixels the damage changed
+    assert accuracy.pixel_agreement == pytest.approx(100.0 * (1 - changed / masks.numel()))
 
 
 def test_the_report_round_trips_through_an_export_result():

@@ -105,7 +105,8 @@ def demo_entry(config: dict[str, Any], *, title: str, runtime: str, source: Opti
         "model_file": MODEL_FILE,
         "max_side": MAX_SIDE,
         "max_pixels": MAX_PIXELS,
-        "display_score": DISPLAY_SCORE if config["task"] == "detect" else None,
+        # a detector's post-processing has a score threshold: the slider starts at the display score
+        "display_score": DISPLAY_SCORE if (config.get("postprocess") or {}).get("score_thresh") is not None else None,
     }
 
 

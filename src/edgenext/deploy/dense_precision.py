@@ -17,15 +17,13 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .parity import HW
+from .parity import HW, as_outputs
 from .precision_accuracy import run_chunked
 
 #: validation scenes a reduced-precision dense export is scored on (COCOeval takes a few seconds)
 DENSE_CHECK_SCENES = 100
 #: training scenes an int8 dense export calibrates on
 DENSE_CALIBRATION_SCENES = 32
-#: the metric each dense task reports, by task name
-METRICS = {"detect": "box mAP", "segment": "mIoU"}
 
 Outputs = Callable[[torch.Tensor], Sequence[torch.Tensor]]
 
@@ -33,8 +31,8 @@ Outputs = Callable[[torch.Tensor], Sequence[torch.Tensor]]
 @dataclass(frozen=True)
 class DenseCheck:
     """Scenes to score a dense export on: ``images`` ``(N, 3, H, W)`` in [0, 1] at the export's
-    size; ``targets``: a detector's ``{"boxes", "labels"}`` per scene, or a segmenter's masks
-    ``(N, H, W)``; ``source`` says what they are."""
+    size; ``targets``: one per scene (a detector's ``{"boxes", "labels"}``, a segmenter's
+    ``(H, W)`` mask); ``source`` says what they are."""
 
     images: torch.Tensor
     targets: Any
@@ -73,24 +71,36 @@ class DenseAccuracy:
         return cls(**{k: v for k, v in fields.items() if k != "change"})
 
 
+def _scoring_task(task: str):
+    """The registered task ``task`` if it scores a reduced-precision export on the digit scenes
+    (its ``precision_metric``), else a ``ValueError`` naming those that do."""
+    from ..tasks import get_task
+    from ..tasks.registry import task_names
+
+    spec = get_task(task)
+    if getattr(spec, "precision_metric", None) is None:
+        scoring = [n for n in task_names() if getattr(get_task(n), "precision_metric", None) is not None]
+        raise ValueError(f"a dense precision check is for {' or '.join(scoring)}, got {task!r}")
+    return spec
+
+
 def _scenes(task: str, split: str, hw: HW, count: int, scene_kwargs: Mapping[str, Any]):
     from ..dense.data.digit_scenes import DigitScenes
 
     if hw[0] != hw[1]:
         raise ValueError(f"the digit scenes are square; a {hw[0]}x{hw[1]} export cannot be scored on them")
     kwargs = {k: v for k, v in scene_kwargs.items() if k not in ("transform", "num_scenes", "val_scenes")}
-    dataset = DigitScenes(split, "boxes" if task == "detect" else "mask", num_scenes=count, **kwargs)
+    dataset = DigitScenes(split, _scoring_task(task).scene_targets, num_scenes=count, **kwargs)
     return [dataset[(i, hw[0])] for i in range(count)]
 
 
 def digit_scene_check(task: str, hw: HW, scene_kwargs: Mapping[str, Any] = (), count: int = DENSE_CHECK_SCENES
                       ) -> DenseCheck:
-    """``count`` validation scenes at ``hw`` (``scene_kwargs``: a run's ``data_kwargs`` and ``seed``,
-    so a demo run is scored on its own validation stream)."""
+    """``count`` validation scenes at ``hw`` with ``task``'s targets (``scene_kwargs``: a run's
+    ``data_kwargs`` and ``seed``, so a demo run is scored on its own validation stream)."""
     items = _scenes(task, "val", hw, count, dict(scene_kwargs))
-    images = torch.stack([image for image, _ in items])
-    targets = [target for _, target in items] if task == "detect" else torch.stack([mask for _, mask in items])
-    return DenseCheck(images, targets, "digit-scene validation images")
+    return DenseCheck(torch.stack([image for image, _ in items]), [target for _, target in items],
+                      "digit-scene validation images")
 
 
 def digit_scene_calibration(task: str, hw: HW, scene_kwargs: Mapping[str, Any] = (),
@@ -99,39 +109,42 @@ def digit_scene_calibration(task: str, hw: HW, scene_kwargs: Mapping[str, Any] =
     return torch.stack([image for image, _ in _scenes(task, "train", hw, count, dict(scene_kwargs))])
 
 
-def _box_map(boxes: torch.Tensor, scores: torch.Tensor, targets: list, settings: Mapping[str, Any]) -> float:
+def box_map(outputs: Sequence[torch.Tensor], targets: Sequence[Any], settings: Mapping[str, Any]) -> float:
+    """pycocotools' box mAP (points) of a detector's ``(boxes, scores)`` after its post-processing."""
     from ..dense.metrics import DetectionMetric
     from ..dense.ssdlite import postprocess_detections
 
     metric = DetectionMetric()
-    metric.update(postprocess_detections(boxes, scores, **settings), targets)
+    metric.update(postprocess_detections(outputs[0], outputs[1], **settings), targets)
     return 100.0 * metric.compute()["map"]
 
 
-def _miou(logits: torch.Tensor, masks: torch.Tensor, num_classes: int) -> float:
+def miou(outputs: Sequence[torch.Tensor], targets: Sequence[Any], settings: Mapping[str, Any]) -> float:
+    """VOC mIoU (points) of a segmenter's logits ``(N, C, H, W)`` against the masks."""
     from ..dense.metrics import SegmentationMetric
 
-    metric = SegmentationMetric(num_classes)
-    metric.update(logits.argmax(1), masks)
+    logits = outputs[0]
+    metric = SegmentationMetric(logits.shape[1])
+    metric.update(logits.argmax(1), torch.stack(list(targets)))
     return 100.0 * metric.compute()["miou"]
+
+
+def pixel_agreement(want: Sequence[torch.Tensor], got: Sequence[torch.Tensor]) -> float:
+    """Percent of pixels whose arg-max class two segmenters' logits agree on."""
+    return 100.0 * float((want[0].argmax(1) == got[0].argmax(1)).float().mean())
 
 
 def measure_dense_precision(task: str, reference: nn.Module, exported: Outputs, precision: str, check: DenseCheck, *,
                             batch: Optional[int] = None, settings: Optional[Mapping[str, Any]] = None
                             ) -> DenseAccuracy:
     """Score eager fp32 ``reference`` (the task's export graph: ``SSDLiteRaw`` or the segmenter)
-    and ``exported`` (the file's runner: every output) on ``check``. ``settings``: a detector's
+    and ``exported`` (the file's runner: every output) on ``check``, with the task's own metric
+    (``precision_metric``, ``score_precision``, ``precision_agreement``). ``settings``: a detector's
     post-processing (``SSDLite.selection()``)."""
-    if task not in METRICS:
-        raise ValueError(f"a dense precision check is for {' or '.join(METRICS)}, got {task!r}")
+    spec = _scoring_task(task)
     reference = reference.eval()
-    want = run_chunked(lambda x: reference(x) if task == "detect" else (reference(x),), check.images, chunk=16)
+    want = run_chunked(lambda x: as_outputs(reference(x)), check.images, chunk=16)
     got = run_chunked(exported, check.images, batch, chunk=16)
-    agreement = None
-    if task == "detect":
-        score = lambda outs: _box_map(outs[0], outs[1], check.targets, settings or {})  # noqa: E731
-    else:
-        num_classes = want[0].shape[1]
-        score = lambda outs: _miou(outs[0], check.targets, num_classes)  # noqa: E731
-        agreement = 100.0 * float((want[0].argmax(1) == got[0].argmax(1)).float().mean())
-    return DenseAccuracy(precision, METRICS[task], score(want), score(got), len(check.images), check.source, agreement)
+    score = lambda outs: spec.score_precision(outs, check.targets, settings or {})  # noqa: E731
+    return DenseAccuracy(precision, spec.precision_metric, score(want), score(got), len(check.images), check.source,
+                         spec.precision_agreement(want, got))

@@ -39,6 +39,10 @@ class DenseTask(TaskSpec):
     multi_output = True
     #: a reduced precision reports its box mAP / mIoU change on the digit scenes (deploy.dense_precision)
     export_precisions = ("fp32", "fp16", "bf16", "int8")
+    #: the digit scenes' targets this task trains and is scored on ("boxes" or "mask")
+    scene_targets: "ClassVar[str]"
+    #: the metric a reduced-precision export is scored with (its name, in points)
+    precision_metric: "ClassVar[str]"
     #: the backbone of ``profile`` / ``bench`` / an export of ``--model`` without ``--weights``
     default_backbone = "edgenext_small"
     #: what ``predict`` writes into ``--output`` besides the drawn pictures (for its last line)
@@ -155,6 +159,16 @@ class DenseTask(TaskSpec):
             return calibration, None
         count = min(int(scenes.get("val_scenes") or DENSE_CHECK_SCENES), DENSE_CHECK_SCENES)
         return calibration, digit_scene_check(self.name, hw, scenes, count)
+
+    @abc.abstractmethod
+    def score_precision(self, outputs: Sequence["torch.Tensor"], targets: Sequence[Any],
+                        settings: "Mapping[str, Any]") -> float:
+        """``precision_metric`` of this task's export-graph outputs over the scenes against ``targets``
+        (``settings``: ``postprocess_settings``)."""
+
+    def precision_agreement(self, want: Sequence["torch.Tensor"], got: Sequence["torch.Tensor"]) -> Optional[float]:
+        """How often an export's answers are eager fp32's, in percent (None: no such figure for this task)."""
+        return None
 
     def postprocess_settings(self, model: nn.Module) -> Optional[dict[str, Any]]:
         """What an app applies to the exported outputs with ``model``'s settings (None: nothing to set)."""

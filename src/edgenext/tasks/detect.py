@@ -67,6 +67,14 @@ class Detection(DenseTask):
         # box decoding and softmax inside the graph; the score threshold and NMS stay outside
         return SSDLiteRaw(model).eval(), RAW_OUTPUT_NAMES, size
 
+    scene_targets = "boxes"
+    precision_metric = "box mAP"
+
+    def score_precision(self, outputs, targets, settings) -> float:
+        from ..deploy.dense_precision import box_map
+
+        return box_map(outputs, targets, settings)
+
     def postprocess_settings(self, model: nn.Module) -> Optional[dict[str, Any]]:
         """The score threshold, NMS IoU and caps of the eval-mode detector (``select_detections``' keywords)."""
         return dict(model.selection())

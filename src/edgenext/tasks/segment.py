@@ -24,6 +24,18 @@ class Segmentation(DenseTask):
     order = 20
     metric = "miou"
     written_besides_pictures = " (with class masks *_mask.png)"
+    scene_targets = "mask"
+    precision_metric = "mIoU"
+
+    def score_precision(self, outputs, targets, settings) -> float:
+        from ..deploy.dense_precision import miou
+
+        return miou(outputs, targets, settings)
+
+    def precision_agreement(self, want, got) -> Optional[float]:
+        from ..deploy.dense_precision import pixel_agreement
+
+        return pixel_agreement(want, got)
 
     def training(self, cfg):
         from ..dense.training import SegmentationTask
