@@ -120,6 +120,12 @@ TINY_TRAIN = dict(
 )
 
 
+@pytest.fixture(scope="session")
+def folder_writer():
+    """``write_image_folder`` itself, for module-scoped fixtures."""
+    return write_image_folder
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     return write_image_folder(tmp_path / "images")

@@ -15,8 +15,9 @@ from . import predict as predict_cmd
 from . import export as export_cmd
 from . import bench as bench_cmd
 from . import demo as demo_cmd
+from . import shards as shards_cmd
 
-SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd)
+SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd, shards_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

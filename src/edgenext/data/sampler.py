@@ -96,7 +96,7 @@ class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
         if self._plan_cache is not None and self._plan_cache[0] == self.epoch:
             return self._plan_cache[1]
         rng = self._rng(1)
-        plan, left = [], self.num_samples
+        plan, left = [], self.epoch_samples()
         while left > 0:
             size = self.sizes[int(rng.integers(len(self.sizes)))] if len(self.sizes) > 1 else self.sizes[0]
             per_rank = self.batch_size_at(size)
@@ -116,8 +116,17 @@ class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
     def __len__(self) -> int:
         return len(self.plan())
 
+    def epoch_samples(self) -> int:
+        """How many samples the current epoch's plan shares out (all of them here)."""
+        return self.num_samples
+
+    def epoch_order(self) -> np.ndarray:
+        """The current epoch's sample order, the same on every process: each global batch is the next
+        ``per_rank * world_size`` of it, process ``rank`` taking its contiguous share."""
+        return self._rng(0).permutation(self.num_samples) if self.shuffle else np.arange(self.num_samples)
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        order = self._rng(0).permutation(self.num_samples) if self.shuffle else np.arange(self.num_samples)
+        order = self.epoch_order()
         start = 0
         for size, per_rank in self.plan():
             mine = order[start + self.rank * per_rank : start + (self.rank + 1) * per_rank]
@@ -151,3 +160,65 @@ class ShardedBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         for start in range(0, len(self.indices), self.batch_size):
             yield self.indices[start : start + self.batch_size]
+
+
+class ShardBatchSampler(MultiScaleBatchSampler):
+    """Multi-scale training batches over tar shards, each process reading shards no other process reads.
+
+    Every epoch the shards are permuted (from the seed and the epoch) and dealt to the processes in
+    turn; each process's samples are shuffled within windows of ``window`` of its shards (so a loader
+    keeps few shards open at a time: write shards already shuffled, as ``edgenext shards`` does), and
+    each global batch is every process's next ``per_rank`` samples of its own stream.
+
+    DDP needs the same number of batches on every process, so an epoch covers ``world_size`` times the
+    shortest stream: every sample once when the shards divide evenly among the processes (shards of
+    equal size, a multiple of ``world_size`` of them), else the samples beyond the shortest stream sit
+    the epoch out (at most about one shard per process; the dealing changes every epoch).
+    ``len()``, the plan and the resume position are exact, as for ``MultiScaleBatchSampler``.
+    """
+
+    def __init__(self, shard_sizes: Sequence[int], batch_size: int, *, window: int = 4, **kwargs) -> None:
+        self.shard_sizes = [int(n) for n in shard_sizes]
+        world_size = int(kwargs.get("world_size", 1))
+        if len(self.shard_sizes) < world_size:
+            raise ValueError(f"{len(self.shard_sizes)} shard(s) cannot give each of {world_size} processes its own: "
+                             f"write at least {world_size} shards (edgenext shards --shard-size smaller)")
+        if window < 1:
+            raise ValueError(f"the shuffle window must be >= 1 shard, got {window}")
+        self.window = int(window)
+        self._streams_cache: tuple[tuple[int, int], list[np.ndarray]] | None = None
+        super().__init__(sum(self.shard_sizes), batch_size, **kwargs)
+
+    def shards_of(self, rank: int) -> list[int]:
+        """The shards process ``rank`` reads in the current epoch, in its reading order."""
+        n = len(self.shard_sizes)
+        order = self._rng(2).permutation(n) if self.shuffle else np.arange(n)
+        return [int(s) for s in order[rank :: self.world_size]]
+
+    def _streams(self) -> list[np.ndarray]:
+        key = (self.seed, self.epoch)
+        if self._streams_cache is not None and self._streams_cache[0] == key:
+            return self._streams_cache[1]
+        starts = np.concatenate([[0], np.cumsum(self.shard_sizes)]).astype(np.int64)
+        rng = self._rng(3)
+        streams = []
+        for rank in range(self.world_size):
+            mine = self.shards_of(rank)
+            parts = []
+            for w in range(0, len(mine), self.window):
+                window = np.concatenate([np.arange(starts[s], starts[s + 1]) for s in mine[w : w + self.window]])
+                parts.append(rng.permutation(window) if self.shuffle else window)
+            streams.append(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
+        self._streams_cache = (key, streams)
+        return streams
+
+    def epoch_samples(self) -> int:
+        return self.world_size * min(len(s) for s in self._streams())
+
+    def epoch_order(self) -> np.ndarray:
+        streams, taken, out = self._streams(), [0] * self.world_size, []
+        for _, per_rank in self.plan():
+            for rank in range(self.world_size):
+                out.append(streams[rank][taken[rank] : taken[rank] + per_rank])
+                taken[rank] += per_rank
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

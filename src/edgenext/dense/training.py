@@ -42,7 +42,9 @@ from .data import (
     find_coco2017,
     segmentation_collate,
 )
+from ..data.shards import looks_like_shards, resolve_shards
 from .data.coco_voc import CocoVOCSegmentation
+from .data.shards import ShardDetection, ShardSegmentation
 from .data.segmentation import VOC_CLASSES, ConcatSegmentation, SbdSetting
 from .data.transforms import check_eval_size
 from .deeplabv3 import deeplabv3, segmentation_loss
@@ -73,6 +75,11 @@ def digit_scenes(cfg: TrainConfig, targets: str, train_tf, val_tf) -> tuple[Digi
 
 def _is_digits(cfg: TrainConfig) -> bool:
     return cfg.data == DIGITS and not cfg.train_dir
+
+
+def _uses_shards(cfg: TrainConfig) -> bool:
+    """Whether the data are tar shards (``edgenext shards --task detect|segment``' output, a pattern, a URL)."""
+    return not _is_digits(cfg) and looks_like_shards(cfg.train_dir or cfg.data)
 
 
 def _check_paths(cfg: TrainConfig, keys: Iterable[str]) -> None:
@@ -267,9 +274,10 @@ class _DenseTask(TrainingTask):
     def check(self) -> None:
         cfg = self.cfg
         get_variant(cfg.model)
-        _check_paths(cfg, ("train_dir", "val_dir", "train_ann", "val_ann", "train_masks", "val_masks",
-                           "coco_supplement"))
-        if not _is_digits(cfg) and cfg.train_dir is None:
+        shards = _uses_shards(cfg)
+        _check_paths(cfg, ("train_ann", "val_ann", "train_masks", "val_masks", "coco_supplement")
+                     + (() if shards else ("train_dir", "val_dir")))
+        if not _is_digits(cfg) and cfg.train_dir is None and not shards:
             _check_paths(cfg, ("data",))
         check_weight_files(cfg, ("finetune", "backbone_weights"))
         if not self.takes_coco_supplement:
@@ -343,6 +351,10 @@ class DetectionTask(_DenseTask):
         if _is_digits(cfg):
             train, val = digit_scenes(cfg, "boxes", train_tf, val_tf)
             info = {"data": f"digit scenes, {len(train)} train / {len(val)} val at {cfg.input_size} px"}
+        elif _uses_shards(cfg):
+            train = ShardDetection(resolve_shards(cfg.train_dir or cfg.data, "train"), transform=train_tf)
+            val = ShardDetection(resolve_shards(cfg.val_dir or cfg.data, "val"), transform=val_tf)
+            info = {"train data": train.summary(), "val data": val.summary()}
         else:
             if cfg.train_ann or cfg.val_ann:
                 if not (cfg.train_ann and cfg.val_ann and cfg.train_dir and cfg.val_dir):
@@ -409,6 +421,11 @@ class SegmentationTask(_DenseTask):
             train, val = digit_scenes(cfg, "mask", train_tf, val_tf)
             info = {"data": f"digit scenes, {len(train)} train / {len(val)} val at {cfg.input_size} px"}
             found, source = train.num_classes, "background + 10 digits"
+        elif _uses_shards(cfg):
+            train = ShardSegmentation(resolve_shards(cfg.train_dir or cfg.data, "train"), train_tf, num_classes=cfg.num_classes)
+            val = ShardSegmentation(resolve_shards(cfg.val_dir or cfg.data, "val"), val_tf, num_classes=train.num_classes)
+            found, source = train.num_classes, train.num_classes_source
+            info = {"train data": f"{len(train)} samples in {train.stats['shards']} shards", "val data": f"{len(val)} samples"}
         else:
             four = (cfg.train_masks, cfg.val_masks, cfg.train_dir, cfg.val_dir)
             if (cfg.train_masks or cfg.val_masks) and not all(four):

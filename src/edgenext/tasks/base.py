@@ -47,6 +47,11 @@ class TaskSpec(abc.ABC):
         """The built-in recipe ``edgenext train`` uses without ``--config``: the task's demo on the
         built-in digits when ``demo``, else the recipe for real data with ``model``."""
 
+    def shard_sources(self, opts: Any) -> tuple[list[Any], dict[str, Any]]:
+        """``edgenext shards``: the splits of ``opts.source`` (and the task's explicit file options) as
+        ``data.shard_writer.SplitSource`` s, and what the manifest must say to read them back (class names...)."""
+        raise ValueError(f"--task {self.name} has no shard layout")
+
     # -- evaluation and prediction ---------------------------------------------------------
     def evaluate(self, opts: Any, checkpoint: Optional["Checkpoint"]) -> dict[str, Any]:
         """``edgenext eval``: the metrics of ``opts.weights`` / ``opts.model`` on ``opts.data``."""

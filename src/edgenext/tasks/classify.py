@@ -35,6 +35,14 @@ class Classification(TaskSpec):
     metric = "top1"
     export_precisions = ("fp32", "fp16", "bf16", "int8")
 
+    def shard_sources(self, opts: Any) -> tuple[list[Any], dict[str, Any]]:
+        from ..data.shard_writer import folder_splits
+
+        refuse_options(opts, ("train_ann", "val_ann", "train_masks", "val_masks"), "classification shards are written "
+                       "from an image folder: SRC/train/<class>/* and SRC/val/<class>/* (or SRC/<class>/*)")
+        sources, class_names = folder_splits(opts.source)
+        return sources, {"class_names": class_names}
+
     def training(self, cfg):
         from ..train.classify import ClassificationTask
 

@@ -40,6 +40,11 @@ class Detection(DenseTask):
     order = 10
     metric = "map"
 
+    def shard_sources(self, opts: Any) -> tuple[list[Any], dict[str, Any]]:
+        from ..dense.data.shards import coco_splits
+
+        return coco_splits(opts.source, images={'train': opts.train_images, 'val': opts.val_images}, ann={'train': opts.train_ann, 'val': opts.val_ann})
+
     def training(self, cfg):
         from ..dense.training import DetectionTask
 

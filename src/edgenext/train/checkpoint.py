@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..models.weights import CheckpointError, read_checkpoint
 
 LAST = "last.pth"
@@ -25,23 +25,9 @@ PathLike = Union[str, os.PathLike]
 
 
 def atomic_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, flushed, then renamed over ``path``.
-
-    A crash mid-write leaves the previous file intact: ``os.replace`` is atomic on POSIX and Windows.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """``torch.save`` to a temporary file in the same folder, flushed, then renamed over ``path``:
+    a crash mid-write leaves the previous file intact."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def capture_rng_state() -> dict[str, Any]:

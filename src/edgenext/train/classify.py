@@ -21,6 +21,8 @@ from ..data import (
     eval_transform_factory,
     train_transform_factory,
 )
+from ..data.shard_datasets import ShardImageDataset
+from ..data.shards import looks_like_shards, resolve_shards
 from ..models import Checkpoint, create_model, get_variant, read_weights
 from ..models.registry import is_remote_weights
 from ..models.weights import CheckpointError, WeightsDownloadError
@@ -49,7 +51,7 @@ class ClassificationTask(TrainingTask):
     def check(self) -> None:
         cfg = self.cfg
         get_variant(cfg.model)  # an unknown name raises, with suggestions
-        if not (cfg.data == DIGITS and not cfg.train_dir):
+        if not (cfg.data == DIGITS and not cfg.train_dir) and not uses_shards(cfg):
             data_folders(cfg)
         check_weight_files(cfg, ("finetune", "teacher_weights"))
         refuse_keys(cfg, ("coco_supplement",), "COCO images added to a VOC segmentation training set: a setting "
@@ -141,6 +143,11 @@ def _eval_factory(cfg: TrainConfig):
     return eval_transform_factory(crop_pct=cfg.eval_crop_pct, interpolation=cfg.interpolation, mean=cfg.mean, std=cfg.std)
 
 
+def uses_shards(cfg: TrainConfig) -> bool:
+    """Whether the training data are tar shards (``edgenext shards``' folder or manifest, a pattern, a URL)."""
+    return looks_like_shards(cfg.train_dir or (cfg.data if cfg.data != DIGITS else None))
+
+
 def data_folders(cfg: TrainConfig) -> tuple[Path, Path]:
     """``train_dir``/``val_dir`` when given, else ``data/train`` and ``data/val``."""
     root = Path(cfg.data)
@@ -160,6 +167,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset, list[str]]:
     if cfg.data == DIGITS and not cfg.train_dir:
         train = DigitsDataset("train", _train_factory(cfg), image_size=cfg.digits_size, val_fraction=cfg.digits_val_fraction)
         val = DigitsDataset("val", _eval_factory(cfg), image_size=cfg.digits_size, val_fraction=cfg.digits_val_fraction)
+    elif uses_shards(cfg):
+        train = ShardImageDataset(resolve_shards(cfg.train_dir or cfg.data, "train"), _train_factory(cfg),
+                                  default_size=cfg.input_size)
+        val = ShardImageDataset(resolve_shards(cfg.val_dir or cfg.data, "val"), _eval_factory(cfg),
+                                default_size=cfg.input_size, class_names=train.class_names)
     else:
         train_dir, val_dir = data_folders(cfg)
         train = ImageFolderDataset(train_dir, _train_factory(cfg), default_size=cfg.input_size)

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import MultiScaleBatchSampler, ShardedBatchSampler, SkipCounter
+from ..data.sampler import ShardBatchSampler
 from ..hardware import cores, native_bf16
 from .config import TrainConfig
 from .distributed import DistInfo
@@ -20,17 +21,14 @@ log = logging.getLogger(__name__)
 
 def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, collate: Optional[Callable] = None,
                        multiple_of: int = 1, drop_last: bool = False) -> tuple[DataLoader, MultiScaleBatchSampler]:
-    sampler = MultiScaleBatchSampler(
-        len(dataset),
-        cfg.batch_size,
-        base_size=cfg.input_size,
-        sizes=cfg.scales if cfg.multi_scale else None,
-        seed=cfg.seed,
-        rank=info.rank,
-        world_size=info.world_size,
-        multiple_of=multiple_of,
-        drop_last=drop_last,
-    )
+    options = dict(base_size=cfg.input_size, sizes=cfg.scales if cfg.multi_scale else None, seed=cfg.seed,
+                   rank=info.rank, world_size=info.world_size, multiple_of=multiple_of, drop_last=drop_last)
+    shard_sizes = getattr(dataset, "shard_sizes", None)
+    if shard_sizes is not None:  # tar shards: each process reads its own (ShardBatchSampler)
+        sampler = ShardBatchSampler(shard_sizes, cfg.batch_size, window=int(cfg.data_kwargs.get("shuffle_shards", 4)),
+                                    **options)
+    else:
+        sampler = MultiScaleBatchSampler(len(dataset), cfg.batch_size, **options)
     # NOTE: no persistent workers: each epoch's workers take their seeds from the (checkpointed)
     # torch RNG, which is what makes a resumed run repeat the augmentations exactly.
     loader = DataLoader(

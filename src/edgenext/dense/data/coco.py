@@ -124,20 +124,33 @@ class CocoDetection(Dataset):
         self.images_dir, self.ann_file = Path(images_dir), Path(ann_file)
         if not self.images_dir.is_dir():
             raise ValueError(f"{self.images_dir}: image folder not found (for {self.ann_file.name})")
+        self._index(_read_json(self.ann_file), transform)
+        if check_files:
+            self.stats["missing_files"] = sum(not (self.images_dir / im["file_name"]).is_file() for im in self.images)
+            if self.stats["missing_files"]:
+                warnings.warn(f"{self.ann_file}: {self.stats['missing_files']} of {len(self.images)} image files are "
+                              f"missing from {self.images_dir}; they will be skipped", stacklevel=2)
+
+    def _index(self, data: dict, transform: Optional[Callable]) -> None:
+        """Categories, images and boxes of a COCO annotation dict (what every reader of COCO data shares)."""
         self.transform = transform
         self._ground_truth = None
-        data = _read_json(self.ann_file)
         self._read_categories(data["categories"])
         self.stats = dict(images=0, annotations=0, boxes=0, crowd=0, clipped=0, empty_dropped=0,
                           orphan_annotations=0, images_without_boxes=0, missing_files=0)
         self.images = self._read_images(data["images"])
         self._boxes, self._labels = self._read_annotations(data.get("annotations", []))
         self.stats["images_without_boxes"] = sum(len(b) == 0 for b in self._boxes)
-        if check_files:
-            self.stats["missing_files"] = sum(not (self.images_dir / im["file_name"]).is_file() for im in self.images)
-            if self.stats["missing_files"]:
-                warnings.warn(f"{self.ann_file}: {self.stats['missing_files']} of {len(self.images)} image files are "
-                              f"missing from {self.images_dir}; they will be skipped", stacklevel=2)
+
+    def _annotation_data(self) -> dict:
+        """The whole annotation dict again (for ``ground_truth``; not kept in memory meanwhile)."""
+        return _read_json(self.ann_file)
+
+    def _sample_name(self, i: int) -> str:
+        return str(self.images_dir / self.images[i]["file_name"])
+
+    def _load_image(self, i: int) -> Image.Image:
+        return load_image(self.images_dir / self.images[i]["file_name"])
 
     def _read_categories(self, categories: list[dict]) -> None:
         ids = [int(c["id"]) for c in categories]
@@ -214,7 +227,7 @@ class CocoDetection(Dataset):
         ones included, in the image's original pixels. An annotation without ``area`` gets its box's
         (COCOeval needs one for the area ranges), one without ``iscrowd`` counts as not crowd."""
         if self._ground_truth is None:
-            data = _read_json(self.ann_file)
+            data = self._annotation_data()
             annotations = []
             for ann in data.get("annotations", []):
                 ann = dict(ann)
@@ -242,7 +255,6 @@ class CocoDetection(Dataset):
     def __getitem__(self, index: Index) -> tuple[Any, dict]:
         i, size = split_index(index)
         info = self.images[i]
-        path = self.images_dir / info["file_name"]
         size_hw = (info["height"], info["width"])
         target = dict(
             boxes=tv_tensors.BoundingBoxes(torch.from_numpy(self._boxes[i].copy()), format="XYXY", canvas_size=size_hw),
@@ -251,14 +263,14 @@ class CocoDetection(Dataset):
             orig_size=size_hw,
         )
         try:
-            image = load_image(path)
+            image = self._load_image(i)
         except _BAD_IMAGE_ERRORS as err:
-            return self._skip(path, f"{type(err).__name__}: {err}"), target
+            return self._skip(self._sample_name(i), f"{type(err).__name__}: {err}"), target
         if image.size != (info["width"], info["height"]):
-            return self._skip(path, f"its size {image.size[0]}x{image.size[1]} differs from the annotation file's "
-                                    f"{info['width']}x{info['height']}"), target
+            return self._skip(self._sample_name(i), f"its size {image.size[0]}x{image.size[1]} differs from the "
+                                                    f"annotation file's {info['width']}x{info['height']}"), target
         return apply_transform(self.transform, image, target, size)
 
-    def _skip(self, path: Path, reason: str) -> SkippedSample:
+    def _skip(self, path: str, reason: str) -> SkippedSample:
         warnings.warn(f"skipping image {path} ({reason})", stacklevel=3)
         return SkippedSample(str(path), reason)

@@ -10,6 +10,7 @@ borders). ``num_classes`` is the caller's, or else 1 + the largest index found i
 from __future__ import annotations
 
 import bisect
+import io
 import os
 import warnings
 from pathlib import Path
@@ -45,15 +46,16 @@ class MaskFormatError(ValueError):
     """A readable mask that does not hold class indices (a colour-coded mask, say)."""
 
 
-def read_mask(path: PathLike) -> np.ndarray:
+def read_mask(path: Union[PathLike, bytes]) -> np.ndarray:
     """A mask file as an int64 ``[H, W]`` array of class indices.
 
     Palette, grayscale, 16/32-bit and binary images are read as they are stored; an RGB(A)
     image is accepted only when its channels are equal (a grayscale mask saved as colour).
     """
-    with open(path, "rb") as f:
+    with (io.BytesIO(path) if isinstance(path, bytes) else open(path, "rb")) as f:
         img = Image.open(f)
         img.load()
+    path = "mask" if isinstance(path, bytes) else path
     if img.mode in ("P", "L", "1", "I", "I;16", "I;16B", "I;16L"):
         # NOTE: for mode "P" this gives the palette indices, not the colours: VOC's class ids.
         return np.array(img, dtype=np.int64)
@@ -126,35 +128,42 @@ class MaskDataset(Dataset):
 
     def __getitem__(self, index: Index) -> tuple[Any, Any]:
         i, size = split_index(index)
-        image_path, mask_path = self.samples[i]
+        image_name, mask_name = self._sample_names(i)
         try:
-            image = load_image(image_path)
+            image = self._load_image(i)
         except _BAD_FILE_ERRORS as err:
-            return self._skip(image_path, f"{type(err).__name__}: {err}")
+            return self._skip(image_name, f"{type(err).__name__}: {err}")
         try:
             mask = self._load_mask(i)
         except MaskFormatError:
             raise  # a readable mask in the wrong format: the user must fix it, skipping would hide it
         except _BAD_FILE_ERRORS as err:
-            return self._skip(mask_path, f"{type(err).__name__}: {err}")
+            return self._skip(mask_name, f"{type(err).__name__}: {err}")
         if mask.shape != (image.height, image.width):
             raise ValueError(
-                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
+                f"{mask_name}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {os.path.basename(image_name)} is "
                 f"{image.width}x{image.height}; a mask must have its image's size"
             )
         bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX) | (mask < 0)
         if bad.any():
             raise ValueError(
-                f"{mask_path}: class index {int(mask[bad].max())} is outside 0..{self.num_classes - 1} "
+                f"{mask_name}: class index {int(mask[bad].max())} is outside 0..{self.num_classes - 1} "
                 f"(num_classes={self.num_classes}, {IGNORE_INDEX} = ignore); raise num_classes or fix the mask"
             )
         return apply_transform(self.transform, image, tv_tensors.Mask(torch.from_numpy(mask)), size)
+
+    def _sample_names(self, i: int) -> tuple[str, str]:
+        """How messages name sample ``i``'s image and mask."""
+        return str(self.samples[i][0]), str(self.samples[i][1])
+
+    def _load_image(self, i: int) -> Image.Image:
+        return load_image(self.samples[i][0])
 
     def _load_mask(self, i: int) -> np.ndarray:
         """Sample ``i``'s class indices, int64 ``[H, W]``: its mask file, unless a layout renders them."""
         return read_mask(self.samples[i][1])
 
-    def _skip(self, path: Path, reason: str) -> tuple[SkippedSample, Any]:
+    def _skip(self, path: str, reason: str) -> tuple[SkippedSample, Any]:
         warnings.warn(f"skipping sample {path} ({reason})", stacklevel=3)
         return SkippedSample(str(path), reason), tv_tensors.Mask(torch.zeros(0, 0, dtype=torch.int64))
 

@@ -1,0 +1,193 @@
+"""Detection and segmentation samples from tar shards (what ``edgenext shards --task detect|segment`` writes).
+
+Detection: an image member and ``KEY.json`` = ``{"image": <its COCO image entry>, "annotations": [<its
+COCO annotations>]}``; the categories are the manifest's (``categories``, COCO's list). The dataset
+rebuilds the split's COCO annotation dict from the JSON members (one pass at start), so boxes,
+labels, crowd handling, clipping and ``ground_truth()`` for COCOeval are exactly ``CocoDetection``'s.
+
+Segmentation: an image member and ``KEY.seg.png``, the class-index mask as a PNG (8-bit, or 16-bit
+for more than 256 classes); the class count and names are the manifest's (``num_classes``,
+``class_names``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+from ...data.shard_writer import SplitSource, image_ext, mask_png, read_file
+from ...data.shards import ShardError, ShardSamples, ShardSet, decode_image, image_member
+from .coco import CocoDetection
+from .segmentation import MaskDataset, read_mask
+
+MASK_MEMBER = "seg.png"
+
+
+class ShardDetection(CocoDetection):
+    """``CocoDetection`` over shards: same targets, statistics and ground truth."""
+
+    def __init__(self, shard_set: ShardSet, transform: Optional[Callable] = None, *, spool_dir: Optional[str] = None) -> None:
+        self.samples = ShardSamples(shard_set, spool_dir=spool_dir)
+        categories = shard_set.meta.get("categories")
+        if not categories:
+            raise ShardError(f"{shard_set.source}: detection shards need the manifest's 'categories' (COCO's list); "
+                             f"write them with edgenext shards --task detect")
+        self.ann_file = shard_set.source  # what messages name
+        images, annotations = [], []
+        for i, key, members in self.samples.keys(("json",)):
+            if "json" not in members:
+                raise ShardError(f"{self.samples.name(i, key)}: no .json member (its COCO image entry and annotations)")
+            try:
+                record = json.loads(members["json"])
+                images.append(record["image"])
+                annotations += list(record.get("annotations", []))
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ShardError(f"{self.samples.name(i, key)}.json: not a COCO image record ({err})") from None
+        self._coco_data: Optional[dict] = {"images": images, "annotations": annotations, "categories": categories}
+        self._index(self._coco_data, transform)
+
+    def __getstate__(self) -> dict:
+        # NOTE: loader workers need the boxes, not the annotation dict (kept for ground_truth in this process)
+        return {**super().__getstate__(), "_coco_data": None}
+
+    def _annotation_data(self) -> dict:
+        if self._coco_data is None:
+            raise RuntimeError("ground_truth() of a ShardDetection copied into a loader worker")
+        return self._coco_data
+
+    @property
+    def shard_sizes(self) -> list[int]:
+        return self.samples.shard_sizes
+
+    def _sample_name(self, i: int) -> str:
+        return self.samples.name(i, self.samples.key(i))
+
+    def _load_image(self, i: int) -> Image.Image:
+        key, members = self.samples[i]
+        ext = image_member(members)
+        if ext is None:
+            raise ValueError(f"no image member (found {', '.join(sorted(members))})")
+        return decode_image(members[ext])
+
+    def summary(self) -> str:
+        return f"shards {super().summary()}"
+
+
+class ShardSegmentation(MaskDataset):
+    """``MaskDataset`` over shards: the same checks (mask size, class range) and skipping of unreadable images."""
+
+    def __init__(self, shard_set: ShardSet, transform: Optional[Callable] = None, *, num_classes: Optional[int] = None,
+                 spool_dir: Optional[str] = None) -> None:
+        self.shards = ShardSamples(shard_set, spool_dir=spool_dir)
+        self.transform = transform
+        self.name = shard_set.source
+        found = num_classes if num_classes is not None else shard_set.meta.get("num_classes")
+        if found is None:
+            raise ShardError(f"{shard_set.source}: no num_classes in a manifest; give --num-classes, or write the "
+                             f"shards with edgenext shards --task segment")
+        self.num_classes = int(found)
+        self.num_classes_source = "given" if num_classes is not None else f"the shards' manifest: {found} classes"
+        names = shard_set.meta.get("class_names")
+        self.class_names = list(names) if names and len(names) == self.num_classes else [str(c) for c in range(self.num_classes)]
+        self.samples = list(range(len(self.shards)))  # positions; len() and messages use them
+        self.stats = {"samples": len(self.shards), "shards": len(shard_set.shards)}
+        self._cached: tuple[int, dict[str, bytes], str] = (-1, {}, "")
+
+    @property
+    def shard_sizes(self) -> list[int]:
+        return self.shards.shard_sizes
+
+    def _members(self, i: int) -> tuple[dict[str, bytes], str]:
+        if self._cached[0] != i:  # image and mask are read together: one read per sample
+            key, members = self.shards[i]
+            self._cached = (i, members, self.shards.name(i, key))
+        return self._cached[1], self._cached[2]
+
+    def _sample_names(self, i: int) -> tuple[str, str]:
+        _, name = self._members(i)
+        return name, f"{name}.{MASK_MEMBER}"
+
+    def _load_image(self, i: int) -> Image.Image:
+        members, _ = self._members(i)
+        ext = image_member(members)
+        if ext is None:
+            raise ValueError(f"no image member (found {', '.join(sorted(members))})")
+        return decode_image(members[ext])
+
+    def _load_mask(self, i: int) -> np.ndarray:
+        members, name = self._members(i)
+        if MASK_MEMBER not in members:
+            raise ShardError(f"{name}: no .{MASK_MEMBER} member (its class-index mask)")
+        return read_mask(members[MASK_MEMBER])
+
+
+# --- writing (edgenext shards --task detect|segment) -------------------------------------------------------------
+
+SPLITS = ("train", "val")
+
+
+def _wanted(split: str, source: Optional[str], *explicit: Optional[str]) -> bool:
+    """Whether to write ``split``: its explicit files are given, or a root layout holds every split."""
+    return bool(source) or any(explicit)
+
+
+def coco_splits(source: Optional[str], *, images: dict, ann: dict) -> tuple[list[SplitSource], dict]:
+    """Detection sources: a COCO 2017 root, or ``--{split}-images`` + ``--{split}-ann`` pairs (either split alone)."""
+    from ..training import coco_files
+    from .coco import _read_json
+
+    sources, categories = [], None
+    for split in SPLITS:
+        if not _wanted(split, source, images.get(split), ann.get(split)):
+            continue
+        images_dir, ann_file = coco_files(split, data=source if not (images.get(split) or ann.get(split)) else None,
+                                          images=images.get(split), ann=ann.get(split))
+        data = _read_json(ann_file)
+        if categories is not None and data["categories"] != categories:
+            raise ValueError(f"{ann_file}: its categories differ from the training split's")
+        categories = data["categories"]
+        by_image: dict = {}
+        for a in data.get("annotations", []):
+            by_image.setdefault(a["image_id"], []).append(a)
+        entries = list(data["images"])
+
+        def read(i: int, entries=entries, by_image=by_image, folder=images_dir) -> dict[str, bytes]:
+            image = entries[i]
+            record = {"image": image, "annotations": by_image.get(image["id"], [])}
+            path = folder / image["file_name"]
+            return {image_ext(path): read_file(path), "json": json.dumps(record).encode()}
+
+        sources.append(SplitSource(split, len(entries), read,
+                                   lambda i, entries=entries, folder=images_dir: str(folder / entries[i]["file_name"])))
+    if not sources:
+        raise ValueError("nothing to write: give a COCO 2017 folder as SRC, or --train-images with --train-ann")
+    return sources, {"categories": categories}
+
+
+def mask_splits(source: Optional[str], *, images: dict, masks: dict,
+                num_classes: Optional[int] = None) -> tuple[list[SplitSource], dict]:
+    """Segmentation sources: a Pascal VOC root, or ``--{split}-images`` + ``--{split}-masks`` folders; masks are
+    stored as class-index PNGs (whatever the source's mask format)."""
+    from ..training import segmentation_dataset
+
+    sources, first = [], None
+    for split in SPLITS:
+        if not _wanted(split, source, images.get(split), masks.get(split)):
+            continue
+        explicit = bool(images.get(split) or masks.get(split))
+        dataset = segmentation_dataset(split, None, data=None if explicit else source, images=images.get(split),
+                                       masks=masks.get(split),
+                                       num_classes=first.num_classes if first is not None else num_classes)
+        first = first or dataset
+
+        def read(i: int, dataset=dataset) -> dict[str, bytes]:
+            path = dataset.samples[i][0]
+            return {image_ext(path): read_file(path), MASK_MEMBER: mask_png(dataset._load_mask(i))}
+
+        sources.append(SplitSource(split, len(dataset), read, lambda i, dataset=dataset: str(dataset.samples[i][0])))
+    if first is None:
+        raise ValueError("nothing to write: give a Pascal VOC folder as SRC, or --train-images with --train-masks")
+    return sources, {"num_classes": first.num_classes, "class_names": list(first.class_names)}
