@@ -220,7 +220,7 @@ class SubsetDataset(Dataset):
         self.dataset = dataset
         self.indices = [int(i) for i in np.sort(order)]
         self.class_names = dataset.class_names
-        self.targets = [dataset.targets[i] for i in self.indices]
+        self.targets = [dataset.targets[i] for i in self.indices] if hasattr(dataset, "targets") else None
 
     def __len__(self) -> int:
         return len(self.indices)
