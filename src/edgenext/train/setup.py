@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import MultiScaleBatchSampler, ShardedBatchSampler, SkipCounter
+from ..data import MultiScaleBatchSampler, SeededSamples, ShardedBatchSampler, SkipCounter
 from ..hardware import cores, native_bf16
 from .config import TrainConfig
 from .distributed import DistInfo
@@ -30,12 +30,16 @@ def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, co
         world_size=info.world_size,
         multiple_of=multiple_of,
         drop_last=drop_last,
+        sample_seeds=True,
     )
-    # NOTE: no persistent workers: each epoch's workers take their seeds from the (checkpointed)
-    # torch RNG, which is what makes a resumed run repeat the augmentations exactly.
+    # NOTE: each sample is augmented under the seed the sampler gives it (a function of seed, epoch and
+    # position), not from its worker's stream: a run resumed mid-epoch repeats the augmentations exactly.
+    # The loader's own generator (it draws the workers' base seeds at every epoch's start) is not the
+    # global torch RNG, so iterating the loader leaves the training step's streams untouched.
     loader = DataLoader(
-        dataset, batch_sampler=sampler, num_workers=loader_workers(cfg.workers), collate_fn=collate or SkipCounter(),
-        pin_memory=info.device.type == "cuda",
+        SeededSamples(dataset), batch_sampler=sampler, num_workers=loader_workers(cfg.workers),
+        collate_fn=collate or SkipCounter(), pin_memory=info.device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed + info.rank),
     )
     return loader, sampler
 
