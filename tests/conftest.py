@@ -131,13 +131,25 @@ def image_folder(tmp_path):
     return write_image_folder(tmp_path / "images")
 
 
-@pytest.fixture
-def tiny_config(tmp_path):
-    """``tiny_config(**overrides)``: a validated TrainConfig writing into tmp_path/run."""
+@pytest.fixture(scope="session")
+def tiny_config_at():
+    """``tiny_config_at(output, **overrides)``: a validated TINY_TRAIN config writing into ``output``
+    (for module-scoped fixtures, which cannot use ``tiny_config``'s tmp_path)."""
     from edgenext.train import TrainConfig, apply_overrides
 
+    def make(output, **overrides):
+        output = str(output) if output is not None else None
+        return apply_overrides(TrainConfig(), {**TINY_TRAIN, "output": output, **overrides}).validate()
+
+    return make
+
+
+@pytest.fixture
+def tiny_config(tmp_path, tiny_config_at):
+    """``tiny_config(**overrides)``: a validated TrainConfig writing into tmp_path/run."""
+
     def make(**overrides):
-        return apply_overrides(TrainConfig(), {**TINY_TRAIN, "output": str(tmp_path / "run"), **overrides}).validate()
+        return tiny_config_at(overrides.pop("output", tmp_path / "run"), **overrides)
 
     return make
 

@@ -1,5 +1,6 @@
 """The multi-scale batch sampler: exact len, constant pixels, determinism, sharding."""
 
+import numpy as np
 import pytest
 
 from edgenext.data import MultiScaleBatchSampler, ShardedBatchSampler, scaled_batch_size
@@ -92,3 +93,39 @@ def test_sharded_eval_sampler_covers_every_sample_once():
     seen = [i for r in range(world) for b in ShardedBatchSampler(n, 10, rank=r, world_size=world) for i in b]
     assert sorted(seen) == list(range(n))
     assert len(ShardedBatchSampler(n, 10, rank=0, world_size=world)) == 4
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_a_mid_epoch_start_yields_the_rest_of_the_epoch_exactly(world):
+    whole = make(n=300, world=world, rank=world - 1, sample_seeds=True)
+    whole.set_epoch(3)
+    batches = list(whole)
+    rest = make(n=300, world=world, rank=world - 1, sample_seeds=True)
+    rest.set_epoch(3, start_batch=4)
+    assert len(rest) == len(batches) - 4 and list(rest) == batches[4:]
+    rest.set_epoch(4)  # the next epoch is whole again
+    assert len(list(rest)) == len(rest) and len(rest) > len(batches) - 4
+
+
+def test_sample_seeds_follow_the_sample_position_not_the_process():
+    single = MultiScaleBatchSampler(64, 16, base_size=32, seed=1, sample_seeds=True)
+    split = [MultiScaleBatchSampler(64, 8, base_size=32, seed=1, rank=r, world_size=2, sample_seeds=True) for r in (0, 1)]
+    for whole, *parts in zip(single, *split):
+        assert [t for p in parts for t in p] == whole  # same (index, size, seed) triples
+    seeds = [s for b in single for _, _, s in b]
+    assert len(set(seeds)) == len(seeds)
+    single.set_epoch(1)
+    assert not set(seeds) & {s for b in single for _, _, s in b}  # a new epoch, new augmentations
+    plain = MultiScaleBatchSampler(64, 16, base_size=32, seed=1)
+    assert [[(i, size) for i, size, _ in b] for b in MultiScaleBatchSampler(64, 16, base_size=32, seed=1, sample_seeds=True)] \
+        == list(plain)
+
+
+def test_epoch_order_is_the_one_method_a_subclass_overrides():
+    class Reversed(MultiScaleBatchSampler):
+        def epoch_order(self):
+            return np.arange(self.num_samples)[::-1]
+
+    sampler = Reversed(10, 4, base_size=32, sample_seeds=True)
+    sampler.set_epoch(0, start_batch=1)
+    assert [[i for i, _, _ in b] for b in sampler] == [[5, 4, 3, 2], [1, 0]]

@@ -10,6 +10,7 @@ import edgenext
 from edgenext.models.weights import ours_to_official
 from edgenext.train import NonFiniteLossError, load_training_checkpoint
 from edgenext.tasks import fit
+from edgenext.train import engine as engine_mod
 from edgenext.train import runner as runner_mod
 from edgenext.train.classify import build_model
 
@@ -27,38 +28,77 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.slow
-def test_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_config, tmp_path, monkeypatch):
-    # every random stream in play: multi-scale batches, crops, colour jitter, mixup/cutmix, drop path,
-    # EMA, a loader worker
-    recipe = dict(epochs=3, augment=True, color_jitter=0.4, crop_scale=[0.5, 1.0], mixup=0.8, cutmix=1.0,
-                  drop_path=0.1, ema=True, ema_decay=0.9, workers=1, train_limit=48, val_limit=16, plot=True,
-                  multi_scale=True, scales=[32, 40, 48])
-    whole = fit(tiny_config(output=str(tmp_path / "whole"), **recipe))
+# every random stream in play: multi-scale batches, crops, colour jitter, mixup/cutmix, drop path, EMA, a loader worker
+AUGMENTED = dict(epochs=2, augment=True, color_jitter=0.4, crop_scale=[0.5, 1.0], mixup=0.8, cutmix=1.0, drop_path=0.1,
+                 ema=True, ema_decay=0.9, workers=1, train_limit=48, val_limit=16, plot=True, multi_scale=True,
+                 scales=[32, 40, 48])
 
-    real = runner_mod.train_one_epoch
 
-    def crash_at_epoch_2(parts, loader, epoch, **kw):
-        if epoch == 2:
-            raise KeyboardInterrupt  # as if the machine went down after epoch 1 was saved
-        return real(parts, loader, epoch, **kw)
+@pytest.fixture(scope="module")
+def whole(tiny_config_at, tmp_path_factory):
+    """The uninterrupted run the interrupted ones must end exactly like."""
+    return fit(tiny_config_at(tmp_path_factory.mktemp("whole") / "run", **AUGMENTED))
 
-    monkeypatch.setattr(runner_mod, "train_one_epoch", crash_at_epoch_2)
-    cfg = tiny_config(output=str(tmp_path / "split"), **recipe)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg)
-    assert load_training_checkpoint(tmp_path / "split" / "last.pth")["epoch"] == 1
-    monkeypatch.setattr(runner_mod, "train_one_epoch", real)
-    resumed = fit(cfg)  # the same command again: resumes automatically
-    assert [r["epoch"] for r in resumed.history] == [2]
 
+def assert_same_end(whole, resumed):
     a = load_training_checkpoint(whole.output_dir / "last.pth")
     b = load_training_checkpoint(resumed.output_dir / "last.pth")
     assert_same_weights(a["model"], b["model"])
     assert_same_weights(a["model_ema"], b["model_ema"])
     assert records(whole.output_dir) == records(resumed.output_dir)
     assert a["best"] == b["best"] and (resumed.output_dir / "best.pth").is_file()
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(whole, tiny_config, tmp_path, monkeypatch):
+    real = runner_mod.train_one_epoch
+
+    def crash_at_epoch_1(parts, loader, epoch, **kw):
+        if epoch == 1:
+            raise KeyboardInterrupt  # as if the machine went down after epoch 0 was saved
+        return real(parts, loader, epoch, **kw)
+
+    monkeypatch.setattr(runner_mod, "train_one_epoch", crash_at_epoch_1)
+    cfg = tiny_config(output=str(tmp_path / "split"), **AUGMENTED)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg)
+    assert load_training_checkpoint(tmp_path / "split" / "last.pth")["epoch"] == 0
+    monkeypatch.setattr(runner_mod, "train_one_epoch", real)
+    resumed = fit(cfg)  # the same command again: resumes automatically
+    assert [r["epoch"] for r in resumed.history] == [1]
+    assert_same_end(whole, resumed)
     assert (resumed.output_dir / "curves.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_exactly_like_an_uninterrupted_one(whole, tiny_config, tmp_path,
+                                                                                          monkeypatch):
+    # augmentation is a function of (seed, epoch, position): the loader worker of the resumed run, which starts
+    # at the checkpoint's batch, augments those batches exactly as the uninterrupted run's worker did
+    real_save, real_step = runner_mod._MidEpochSaver.__call__, engine_mod._optimizer_step
+    saved_in_epoch_1 = []
+
+    def save(self, global_step, progress):
+        real_save(self, global_step, progress)
+        if self.epoch == 1 and global_step % self.cfg.checkpoint_every == 0:
+            saved_in_epoch_1.append(progress.batches)
+
+    def step(parts):
+        if saved_in_epoch_1:
+            raise KeyboardInterrupt  # one update after the mid-epoch checkpoint: that update is lost and redone
+        real_step(parts)
+
+    monkeypatch.setattr(runner_mod._MidEpochSaver, "__call__", save)
+    monkeypatch.setattr(engine_mod, "_optimizer_step", step)
+    cfg = tiny_config(output=str(tmp_path / "split"), checkpoint_every=2, **AUGMENTED)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg)
+    ckpt = load_training_checkpoint(tmp_path / "split" / "last.pth")
+    assert ckpt["epoch"] == 0 and ckpt["in_epoch"]["epoch"] == 1 and ckpt["in_epoch"]["batches"] == saved_in_epoch_1[0] > 0
+    monkeypatch.undo()
+    resumed = fit(cfg)  # the same command again: resumes automatically, at the checkpoint's batch
+    assert [r["epoch"] for r in resumed.history] == [1]
+    assert_same_end(whole, resumed)
 
 
 @pytest.mark.slow

@@ -16,8 +16,12 @@ from . import export as export_cmd
 from . import bench as bench_cmd
 from . import demo as demo_cmd
 from . import shards as shards_cmd
+from . import supervise as supervise_cmd
+from ..train.engine import NonFiniteLossError
+from ..train.supervise import EXIT_ERROR, EXIT_NONFINITE, tell_supervisor
 
-SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd, shards_cmd)
+SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd, shards_cmd,
+               supervise_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,19 +63,37 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a subcommand; exit codes: 0 done, 2 an error the message explains, 3 the training loss became
+    NaN, 130 interrupted. Under ``edgenext supervise``, errors a retry would repeat (a bad argument,
+    setting or data set: ``ValueError``; a NaN loss) also tell the supervisor not to retry."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        if exit_.code == EXIT_ERROR:
+            tell_supervisor(EXIT_ERROR, "bad command-line arguments")
+        raise
     configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, RuntimeError, OSError) as err:
-        if args.verbose:
-            raise
-        print(f"edgenext {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except NonFiniteLossError as err:
+        tell_supervisor(EXIT_NONFINITE, "the training loss became NaN or infinite")
+        return _fail(args, err, EXIT_NONFINITE)
+    except ValueError as err:
+        tell_supervisor(EXIT_ERROR, f"edgenext {args.command}: {err}")
+        return _fail(args, err, EXIT_ERROR)
+    except (RuntimeError, OSError) as err:
+        return _fail(args, err, EXIT_ERROR)
     except KeyboardInterrupt:
         print(f"edgenext {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(args: argparse.Namespace, err: Exception, code: int) -> int:
+    if args.verbose:
+        raise err
+    print(f"edgenext {args.command}: error: {err}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

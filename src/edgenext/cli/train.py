@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         f"({', '.join(builtin_recipes())}) or a YAML file, with command-line overrides. Without --config: the "
         "task's digits demo when --data is the built-in digits set, else the variant's ImageNet recipe (classify), "
         "ssdlite_coco (detect) or deeplabv3_voc (segment). --print-config shows the resolved recipe, to copy and "
-        "edit. Multi-process: torchrun --nproc_per_node=N -m edgenext train ...",
+        "edit. Multi-process: torchrun --nproc_per_node=N -m edgenext train ...; re-run a failed run (it resumes) "
+        "with edgenext supervise -- torchrun ... .",
     )
     p.add_argument("--config", help="recipe: a YAML file or a built-in name (digits, edgenext_small, ...)")
     add_task(p, default=None, default_text=f"the recipe's, else {DEFAULT_TASK}")
@@ -53,6 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None, help="no progress bars")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config key (YAML value), e.g. --set drop_path=0.1 --set scales=[128,160]; "
+                   "--set checkpoint_every=N also writes last.pth every N optimiser updates (a resumed run "
+                   "continues mid-epoch, exactly); "
                    "segment: --set coco_supplement=COCO2017_DIR adds COCO's train images of VOC's 20 classes, "
                    "--set data_kwargs={sbd: true} requires SBD's masks; --set backbone_weights=null trains "
                    "without ImageNet weights (detect / segment, e.g. offline)")

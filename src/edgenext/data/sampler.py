@@ -13,6 +13,8 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
+from .seeding import epoch_sample_seeds
+
 
 def scaled_batch_size(batch_size: int, base_size: int, size: int, multiple_of: int = 1) -> int:
     """Batch size at ``size`` keeping pixels per batch about those of ``batch_size`` at ``base_size``.
@@ -24,13 +26,22 @@ def scaled_batch_size(batch_size: int, base_size: int, size: int, multiple_of: i
     return max(multiple_of, scaled - scaled % multiple_of)
 
 
-class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Yields this process's batches of ``(index, size)`` pairs, one size per batch.
+class MultiScaleBatchSampler(Sampler[list[tuple[int, ...]]]):
+    """Yields this process's batches of ``(index, size)`` pairs, one size per batch
+    (``(index, size, sample_seed)`` triples with ``sample_seeds=True``).
 
     The plan of an epoch (order of samples, size of each batch) depends only on ``seed`` and
     the epoch set by ``set_epoch``, and is the same on every process; process ``rank`` takes
     its contiguous share of each global batch, so the union over processes is the batch a
     single process would see with ``batch_size * world_size``. ``len()`` is exact.
+
+    The order is ``epoch_order()``: a subclass that orders samples otherwise (by shard, say)
+    overrides that one method and keeps the plan, the sample seeds and the mid-epoch start.
+    The seed of the sample at position ``p`` of the epoch's order is a function of
+    ``(seed, epoch, p)`` alone (``edgenext.data.seeding``), so its augmentation does not depend on
+    the process, the loader worker, or whether the epoch was started in the middle:
+    ``set_epoch(epoch, start_batch=k)`` yields the epoch's batches from the ``k``-th on, exactly
+    as they come in the whole epoch (a run resumed from a mid-epoch checkpoint).
 
     Args:
         num_samples: dataset length.
@@ -40,6 +51,7 @@ class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
         shuffle: reshuffle every epoch.
         drop_last: drop the last, incomplete global batch instead of sharing it out smaller.
         multiple_of: per-process batch sizes are multiples of this (mixup needs 2).
+        sample_seeds: yield ``(index, size, sample_seed)`` triples, for ``edgenext.data.SeededSamples``.
     """
 
     def __init__(
@@ -55,6 +67,7 @@ class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
         rank: int = 0,
         world_size: int = 1,
         multiple_of: int = 1,
+        sample_seeds: bool = False,
     ) -> None:
         if batch_size < 1 or multiple_of < 1:
             raise ValueError(f"batch_size ({batch_size}) and multiple_of ({multiple_of}) must be >= 1")
@@ -78,14 +91,20 @@ class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
         self.rank = rank
         self.world_size = world_size
         self.multiple_of = multiple_of
+        self.sample_seeds = sample_seeds
         self.epoch = 0
+        self.start_batch = 0
         self._plan_cache: tuple[int, list[tuple[int, int]]] | None = None
 
     def batch_size_at(self, size: int) -> int:
         return scaled_batch_size(self.batch_size, self.base_size, size, self.multiple_of)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """The epoch to plan, and the batch of its plan to start from (0: all of it)."""
+        if start_batch < 0:
+            raise ValueError(f"start_batch must be >= 0, got {start_batch}")
         self.epoch = int(epoch)
+        self.start_batch = int(start_batch)
 
     def _rng(self, stream: int) -> np.random.Generator:
         # separate streams for the order and the sizes, both fixed by (seed, epoch)
@@ -113,25 +132,32 @@ class MultiScaleBatchSampler(Sampler[list[tuple[int, int]]]):
         self._plan_cache = (self.epoch, plan)
         return plan
 
-    def __len__(self) -> int:
-        return len(self.plan())
+    def epoch_order(self) -> np.ndarray:
+        """Every sample index once, in the order the current epoch trains on them (all processes alike)."""
+        return self._rng(0).permutation(self.num_samples) if self.shuffle else np.arange(self.num_samples)
 
     def epoch_samples(self) -> int:
         """How many samples the current epoch's plan shares out (all of them here)."""
         return self.num_samples
 
-    def epoch_order(self) -> np.ndarray:
-        """The current epoch's sample order, the same on every process: each global batch is the next
-        ``per_rank * world_size`` of it, process ``rank`` taking its contiguous share."""
-        return self._rng(0).permutation(self.num_samples) if self.shuffle else np.arange(self.num_samples)
+    def __len__(self) -> int:
+        """The batches still to come this epoch: the plan's, less the ``start_batch`` skipped."""
+        return max(len(self.plan()) - self.start_batch, 0)
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def __iter__(self) -> Iterator[list[tuple[int, ...]]]:
         order = self.epoch_order()
+        seeds = epoch_sample_seeds(self.seed, self.epoch, len(order)) if self.sample_seeds else None
         start = 0
-        for size, per_rank in self.plan():
-            mine = order[start + self.rank * per_rank : start + (self.rank + 1) * per_rank]
-            yield [(int(i), size) for i in mine]
+        for b, (size, per_rank) in enumerate(self.plan()):
+            first = start + self.rank * per_rank
             start += per_rank * self.world_size
+            if b < self.start_batch:
+                continue
+            mine = order[first : first + per_rank]
+            if seeds is None:
+                yield [(int(i), size) for i in mine]
+            else:
+                yield [(int(i), size, int(s)) for i, s in zip(mine, seeds[first : first + per_rank])]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "seed": self.seed}

@@ -107,7 +107,7 @@ def find_unfinished_run(runs_root: PathLike, prefix: str, config: dict[str, Any]
             continue
         saved_cfg = dict(saved.get("config", {}))
         want = dict(config)
-        for key in ("output", "resume", "progress"):  # settings that do not change the run's result
+        for key in ("output", "resume", "progress", "checkpoint_every"):  # settings that do not change the result
             saved_cfg.pop(key, None)
             want.pop(key, None)
         if saved_cfg == want and int(saved["epoch"]) + 1 < int(want.get("epochs", 0)):

@@ -125,6 +125,9 @@ class TrainConfig:
     device: str = "auto"
     output: Optional[str] = None
     resume: Union[str, bool] = "auto"  # "auto", True, False or a checkpoint path
+    # also write last.pth every this many optimiser updates, mid-epoch (0: at the end of each epoch only);
+    # a run resumed from such a checkpoint ends exactly as an uninterrupted one
+    checkpoint_every: int = 0
     progress: bool = True
     tensorboard: bool = True
     plot: bool = True
@@ -146,6 +149,8 @@ class TrainConfig:
             raise ValueError(f"threads must be >= 1 (or null for automatic), got {self.threads}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0 optimiser updates (0: once per epoch), got {self.checkpoint_every}")
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,29 @@ class TrainParts:
     channels_last: bool = False  # the model is in channels-last memory format: give it its inputs so too
 
 
+@dataclass
+class EpochProgress:
+    """How far this process is through an epoch: batches trained on and its running sums of the epoch's
+    metrics (what a mid-epoch checkpoint keeps, so the resumed epoch logs the uninterrupted one's numbers)."""
+
+    batches: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    skipped: int = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "EpochProgress":
+        return cls(batches=int(state["batches"]), loss_sum=float(state["loss_sum"]), seen=int(state["seen"]),
+                   skipped=int(state["skipped"]))
+
+
+#: Called after an optimiser update that does not end the epoch, as ``on_update(global_step, progress)``.
+UpdateHook = Callable[[int, EpochProgress], None]
+
+
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     if dtype is None:
         return contextlib.nullcontext()
@@ -59,19 +82,27 @@ def _check_finite(loss: torch.Tensor, parts: TrainParts, epoch: int, step: int) 
 
 
 def train_one_epoch(
-    parts: TrainParts, loader: Iterable, epoch: int, *, global_step: int, progress: bool = True
+    parts: TrainParts, loader: Iterable, epoch: int, *, global_step: int, progress: bool = True,
+    resume: Optional[EpochProgress] = None, on_update: Optional[UpdateHook] = None,
 ) -> tuple[dict[str, float], int]:
-    """Train for one epoch; returns the epoch's metrics and the new optimiser step count."""
+    """Train for one epoch; returns the epoch's metrics and the new optimiser step count.
+
+    ``resume``: the epoch was started before (a mid-epoch checkpoint): ``loader`` yields the batches
+    after its first ``resume.batches`` and the epoch's sums go on from its. ``on_update`` is called
+    after every optimiser update but the epoch's last (the runner checkpoints there).
+    """
     model, opt, device = parts.model, parts.optimizer, parts.dist.device
     model.train()
-    num_batches = len(loader)
+    done = resume or EpochProgress()
+    num_batches = done.batches + len(loader)
     updates = max(math.ceil(num_batches / parts.accum_steps), 1)
-    loss_sum, seen, skipped_total = 0.0, 0, 0
-    bar = tqdm(total=num_batches, desc=f"epoch {epoch}", disable=not (progress and parts.dist.is_main), leave=False)
+    loss_sum, seen, skipped_total = done.loss_sum, done.seen, done.skipped
+    bar = tqdm(total=num_batches, initial=done.batches, desc=f"epoch {epoch}", disable=not (progress and parts.dist.is_main),
+               leave=False)
     start = time.perf_counter()
     opt.zero_grad(set_to_none=True)
     task = parts.task
-    for i, (inputs, targets, skipped) in enumerate(loader):
+    for i, (inputs, targets, skipped) in enumerate(loader, start=done.batches):
         skipped_total += int(skipped)
         inputs, targets = task.to_device(inputs, targets, device)
         if parts.channels_last:
@@ -102,11 +133,14 @@ def train_one_epoch(
             global_step += 1
             if parts.ema is not None:
                 parts.ema.update(_bare(model), step=global_step)
-        rate = seen * parts.dist.world_size / max(time.perf_counter() - start, 1e-9)
+            if on_update is not None and i + 1 < num_batches:
+                on_update(global_step, EpochProgress(i + 1, loss_sum, seen, skipped_total))
+        rate = (seen - done.seen) * parts.dist.world_size / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix(loss=f"{value:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}", img_s=f"{rate:.0f}", refresh=False)
         bar.update(1)
     bar.close()
     elapsed = time.perf_counter() - start
+    images_per_s = (seen - done.seen) * parts.dist.world_size / max(elapsed, 1e-9)
     totals = all_reduce_sum(torch.tensor([loss_sum, seen, skipped_total], dtype=torch.float64, device=device), parts.dist)
     loss_sum, seen, skipped_total = totals.tolist()
     metrics = {
@@ -114,7 +148,7 @@ def train_one_epoch(
         "lr": opt.param_groups[0]["lr"],
         "train_images": int(seen),
         "train_skipped": int(skipped_total),
-        "images_per_s": seen / max(elapsed, 1e-9),
+        "images_per_s": images_per_s,
         "epoch_time_s": elapsed,
     }
     return metrics, global_step

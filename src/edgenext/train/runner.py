@@ -35,7 +35,7 @@ from .checkpoint import (
 )
 from .config import DIGITS, TrainConfig, save_config
 from .distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, gather_objects, init_distributed
-from .engine import TrainParts, train_one_epoch
+from .engine import EpochProgress, TrainParts, train_one_epoch
 from .logger import CURVES_FILE, LOG_FILE, RunLogger
 from .optim import adamw_kernel, build_optimizer, build_scheduler, scaled_lr
 from .training_task import TaskData, TrainingTask
@@ -181,8 +181,9 @@ def _fit(cfg: TrainConfig, task: TrainingTask, info: DistInfo) -> FitResult:
     run = _build_run(cfg, task, info, data, fresh=state is None)
     model, parts, sampler = run.model, run.parts, run.sampler
     start_epoch, global_step, best = 0, 0, {"score": float("-inf"), "epoch": -1, "source": "model"}
+    in_epoch: Optional[EpochProgress] = None  # how far into start_epoch a mid-epoch checkpoint was written
     if state is not None:
-        start_epoch, global_step, best = _restore(state, parts, model, sampler, info)
+        start_epoch, global_step, best, in_epoch = _restore(state, parts, model, sampler, info)
     else:
         seed_all(cfg.seed + info.rank)  # distinct augmentation / drop-path streams per process
     logger = RunLogger(out, enabled=info.is_main, tensorboard=cfg.tensorboard, plot=cfg.plot,
@@ -195,9 +196,15 @@ def _fit(cfg: TrainConfig, task: TrainingTask, info: DistInfo) -> FitResult:
     history: list[dict[str, Any]] = []
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            sampler.set_epoch(epoch)
+            resume = in_epoch if epoch == start_epoch else None
+            sampler.set_epoch(epoch, start_batch=resume.batches if resume is not None else 0)
+            if resume is not None and info.is_main:
+                log.info("resuming epoch %d at batch %d of %d", epoch + 1, resume.batches + 1,
+                         resume.batches + len(run.train_loader))
+            saver = _MidEpochSaver(out, cfg, run, epoch, best, class_names)
             train_metrics, global_step = train_one_epoch(parts, run.train_loader, epoch, global_step=global_step,
-                                                         progress=cfg.progress)
+                                                         progress=cfg.progress, resume=resume,
+                                                         on_update=saver if cfg.checkpoint_every else None)
             record = {"epoch": epoch, **train_metrics, **_validate(task, parts, model, run.val_loader)}
             history.append(record)
             best = _save_epoch(out, cfg, parts, model, sampler, record, best, global_step, class_names, logger)
@@ -284,7 +291,9 @@ def _validate(task: TrainingTask, parts: TrainParts, model: torch.nn.Module, loa
     return out
 
 
-def _restore(state: dict, parts: TrainParts, model, sampler, info: DistInfo) -> tuple[int, int, dict]:
+def _restore(state: dict, parts: TrainParts, model, sampler, info: DistInfo) -> tuple[int, int, dict, Optional[EpochProgress]]:
+    """Load a checkpoint into the run; returns the epoch to start, the update count, the best score so far
+    and, for a mid-epoch checkpoint, this process's progress through that epoch."""
     model.load_state_dict(state["model"])
     if parts.ema is not None:
         parts.ema.module.load_state_dict(state.get("model_ema") or state["model"])
@@ -302,7 +311,22 @@ def _restore(state: dict, parts: TrainParts, model, sampler, info: DistInfo) -> 
     best = dict(state["best"])
     if "score" not in best:  # checkpoints written before the task seam named it top1
         best["score"] = best.pop("top1")
-    return int(state["epoch"]) + 1, int(state["global_step"]), best
+    return int(state["epoch"]) + 1, int(state["global_step"]), best, _in_epoch_progress(state, info)
+
+
+def _in_epoch_progress(state: dict, info: DistInfo) -> Optional[EpochProgress]:
+    """This process's part of a mid-epoch checkpoint's position (None: it was written at an epoch's end)."""
+    in_epoch = state.get("in_epoch")
+    if not in_epoch:
+        return None
+    sums = in_epoch["progress"]
+    if len(sums) != info.world_size:
+        # NOTE: the epoch's plan (which samples each global batch holds) depends on the number of processes
+        log.warning("mid-epoch checkpoint written by %d process(es), this run has %d: epoch %d starts again from "
+                    "its first batch (its first %d batches are trained on twice)", len(sums), info.world_size,
+                    int(state["epoch"]) + 2, int(in_epoch["batches"]))
+        return None
+    return EpochProgress.from_state_dict(sums[info.rank])
 
 
 def _save_epoch(out: Path, cfg: TrainConfig, parts: TrainParts, model, sampler, record: dict, best: dict,
@@ -320,25 +344,64 @@ def _save_epoch(out: Path, cfg: TrainConfig, parts: TrainParts, model, sampler, 
     rng = gather_objects(capture_rng_state(), info)  # every process's streams, for an exact resume
     if info.is_main:
         logger.log_epoch(record)
-        # contiguous: a channels-last model's conv weights would otherwise keep their strides in the file
-        # (safetensors and some exporters refuse such tensors)
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        ema_weights = {k: v.detach().cpu().contiguous() for k, v in parts.ema.module.state_dict().items()} \
-            if parts.ema is not None else None
-        meta = {"epoch": epoch, "config": cfg.to_dict(), "class_names": class_names, "model_name": cfg.model,
-                "task": cfg.task, "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float))}}
+        meta = _meta(cfg, epoch, class_names, metrics={k: v for k, v in record.items() if isinstance(v, (int, float))})
+        weights, ema_weights = _weights(model), _weights(parts.ema.module) if parts.ema is not None else None
         if improved:
             # the best-scoring weights alone, under "model": what eval / predict / --finetune load
             atomic_save({**meta, "model": ema_weights if source == "ema" else weights, "source": source}, out / BEST)
-        atomic_save(
-            {**meta, "model": weights, "model_ema": ema_weights, "optimizer": parts.optimizer.state_dict(),
-             "scaler": parts.scaler.state_dict() if parts.scaler is not None else None, "global_step": global_step,
-             "sampler": sampler.state_dict(), "rng": rng, "best": best},
-            out / LAST,
-        )
+        atomic_save({**meta, **_training_state(parts, sampler, weights, ema_weights, global_step, rng, best)}, out / LAST)
         skipped = record["train_skipped"] + record["val_skipped"]
         log.info("epoch %d/%d: train loss %.4f, %s, lr %.2e, %.0f img/s%s", epoch + 1, cfg.epochs, record["train_loss"],
                  parts.task.describe(record), record["lr"], record["images_per_s"],
                  f", {skipped} unreadable image(s) skipped" if skipped else "")
     barrier(info)
     return best
+
+
+class _MidEpochSaver:
+    """The engine's ``on_update`` hook: last.pth every ``checkpoint_every`` updates, inside the epoch.
+
+    Every process calls it after the same update (the update count is the same everywhere), gives its
+    random streams and running sums, and rank 0 alone writes. The checkpoint's ``epoch`` stays the last
+    finished one; ``in_epoch`` says how many batches of the next one are done.
+    """
+
+    def __init__(self, out: Path, cfg: TrainConfig, run: _Run, epoch: int, best: dict, class_names: list[str]) -> None:
+        self.out, self.cfg, self.run, self.epoch, self.best, self.class_names = out, cfg, run, epoch, best, class_names
+
+    def __call__(self, global_step: int, progress: EpochProgress) -> None:
+        if global_step % self.cfg.checkpoint_every:
+            return
+        parts, info = self.run.parts, self.run.parts.dist
+        rng = gather_objects(capture_rng_state(), info)
+        sums = gather_objects(progress.state_dict(), info)
+        if info.is_main:
+            ema_weights = _weights(parts.ema.module) if parts.ema is not None else None
+            state = _training_state(parts, self.run.sampler, _weights(self.run.model), ema_weights, global_step, rng,
+                                    self.best)
+            in_epoch = {"epoch": self.epoch, "batches": progress.batches, "progress": sums}
+            atomic_save({**_meta(self.cfg, self.epoch - 1, self.class_names, metrics={}), **state, "in_epoch": in_epoch},
+                        self.out / LAST)
+            log.info("checkpoint: epoch %d, batch %d of %d (update %d)", self.epoch + 1, progress.batches,
+                     self.run.sampler.start_batch + len(self.run.train_loader), global_step)
+        barrier(info)
+
+
+def _meta(cfg: TrainConfig, epoch: int, class_names: list[str], *, metrics: dict) -> dict[str, Any]:
+    """What both checkpoints say of the run: ``epoch`` is the last finished one."""
+    return {"epoch": epoch, "config": cfg.to_dict(), "class_names": class_names, "model_name": cfg.model,
+            "task": cfg.task, "metrics": metrics}
+
+
+def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # contiguous: a channels-last model's conv weights would otherwise keep their strides in the file
+    # (safetensors and some exporters refuse such tensors)
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _training_state(parts: TrainParts, sampler, weights: dict, ema_weights: Optional[dict], global_step: int,
+                    rng: list, best: dict) -> dict[str, Any]:
+    """Everything last.pth holds to continue the run exactly (besides the metadata)."""
+    return {"model": weights, "model_ema": ema_weights, "optimizer": parts.optimizer.state_dict(),
+            "scaler": parts.scaler.state_dict() if parts.scaler is not None else None, "global_step": global_step,
+            "sampler": sampler.state_dict(), "rng": rng, "best": best}

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import MultiScaleBatchSampler, ShardedBatchSampler, SkipCounter
+from ..data import MultiScaleBatchSampler, SeededSamples, ShardedBatchSampler, SkipCounter
 from ..data.sampler import ShardBatchSampler
 from ..hardware import cores, native_bf16
 from .config import TrainConfig
@@ -22,18 +22,22 @@ log = logging.getLogger(__name__)
 def build_train_loader(cfg: TrainConfig, dataset: Dataset, info: DistInfo, *, collate: Optional[Callable] = None,
                        multiple_of: int = 1, drop_last: bool = False) -> tuple[DataLoader, MultiScaleBatchSampler]:
     options = dict(base_size=cfg.input_size, sizes=cfg.scales if cfg.multi_scale else None, seed=cfg.seed,
-                   rank=info.rank, world_size=info.world_size, multiple_of=multiple_of, drop_last=drop_last)
+                   rank=info.rank, world_size=info.world_size, multiple_of=multiple_of, drop_last=drop_last,
+                   sample_seeds=True)
     shard_sizes = getattr(dataset, "shard_sizes", None)
     if shard_sizes is not None:  # tar shards: each process reads its own (ShardBatchSampler)
         sampler = ShardBatchSampler(shard_sizes, cfg.batch_size, window=int(cfg.data_kwargs.get("shuffle_shards", 4)),
                                     **options)
     else:
         sampler = MultiScaleBatchSampler(len(dataset), cfg.batch_size, **options)
-    # NOTE: no persistent workers: each epoch's workers take their seeds from the (checkpointed)
-    # torch RNG, which is what makes a resumed run repeat the augmentations exactly.
+    # NOTE: each sample is augmented under the seed the sampler gives it (a function of seed, epoch and
+    # position), not from its worker's stream: a run resumed mid-epoch repeats the augmentations exactly.
+    # The loader's own generator (it draws the workers' base seeds at every epoch's start) is not the
+    # global torch RNG, so iterating the loader leaves the training step's streams untouched.
     loader = DataLoader(
-        dataset, batch_sampler=sampler, num_workers=loader_workers(cfg.workers), collate_fn=collate or SkipCounter(),
-        pin_memory=info.device.type == "cuda",
+        SeededSamples(dataset), batch_sampler=sampler, num_workers=loader_workers(cfg.workers),
+        collate_fn=collate or SkipCounter(), pin_memory=info.device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed + info.rank),
     )
     return loader, sampler
 
