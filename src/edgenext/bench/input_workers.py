@@ -18,7 +18,8 @@ LOADERS = {
     "shards": "ours: ShardImageDataset over tar shards of the same images (written by edgenext shards' "
               "write_shards) + ShardBatchSampler, same transform and DataLoader",
     "timm": "timm.data.create_dataset (folder reader) + create_loader(is_training=True) with the same recipe "
-            "values; use_prefetcher=False, so normalisation runs on the CPU as ours does",
+            "values; use_prefetcher=False, so normalisation runs on the CPU as ours does; with our posterize fix "
+            "(data.transforms: as is, timm's RandAugment raises on Pillow 13 at magnitude 10)",
 }
 #: the decoders timed (JPEG bytes already in memory -> an RGB image the transforms take)
 DECODERS = {
@@ -83,6 +84,8 @@ def _our_loader(kind: str, location: str, cfg: Any, times: int) -> Any:
 
 def _timm_loader(location: str, cfg: Any, times: int) -> Any:
     from timm.data import create_dataset, create_loader
+
+    from ..data import transforms  # noqa: F401 - registers the posterize that Pillow 13 does not raise in
 
     dataset = create_dataset("", root=location, search_split=False, is_training=True)
     s = cfg.input_size
