@@ -68,7 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "DeepLabv3 on EdgeNeXt-S at 320 / 512 beside torchvision's ssdlite320_mobilenet_v3_large / "
         "deeplabv3_mobilenet_v3_large (random weights), with the paper's rival MobileViT-S (timm's) in our same head, "
         "the network on a normalised tensor for all (detection: backbone + head, no NMS), in eager PyTorch, ONNX "
-        "Runtime, OpenVINO (and ExecuTorch with --full), ratios against torchvision eager.",
+        "Runtime, OpenVINO (and ExecuTorch with --full), ratios against torchvision eager. --train: a training "
+        "step's images/s; --data DIR: the training input pipeline's images/s (image folder, tar shards, timm's "
+        "loader), JPEG decoders, and the CPU cores it takes to feed a training step.",
     )
     add_task(p)
     plans = _plans()
@@ -120,7 +122,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "--batches, default 32) and size, each in its own process over --rounds rounds; --precisions "
                    "from fp32,bf16,fp16 (default fp32, and bf16 where native); --json: rows with model, impl, "
                    "precision, batch, input_size, throughput_img_s, ratio_vs_timm")
-    p.add_argument("--steps", type=int, default=None, help="--train: timed steps per process (default 10)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="--train: timed steps per process (default 10); --data: of the training step (default 3)")
+    p.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="instead: images/s of the training input pipeline alone, no model (JPEG decode, the recipe's "
+                   "random-resized crop, flip, RandAugment / colour jitter, to-tensor + normalise, collate) over DIR's "
+                   "JPEGs (DIR/train/<class>/* or DIR/<class>/*) as an image folder, as tar shards of the same images "
+                   "(written by edgenext shards' writer into --workdir, else a temporary folder; or --shards) and "
+                   "through timm's create_dataset + create_loader with the same recipe values; with 0 loader workers, "
+                   "1 and --workers; beside Pillow's JPEG decode against torchvision's decode_jpeg (speed, largest "
+                   "pixel difference), ours' training step (the recipe's model, or the first of --models; a CPU figure "
+                   "without --device cuda) and the CPU cores one worker each it takes to feed that step (training "
+                   "images/s / one worker's images/s). Batch: the largest of --batches, else the recipe's; size: "
+                   "--input-size, else the recipe's; --rounds rounds (default 3) of one process per candidate")
+    p.add_argument("--shards", default=None, metavar="SHARDS",
+                   help="--data: tar shards of DIR's images to read instead of writing them (a folder with "
+                   "manifest.json from edgenext shards, or a shard pattern)")
+    p.add_argument("--recipe", default="edgenext_small",
+                   help="--data: the recipe whose augmentation, batch and size are timed (default edgenext_small: "
+                   "RandAugment rand-m9-mstd0.5-inc1 at 256 px)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="--data: the most loader workers timed (default the machine's cores; 0 and 1 are always timed)")
+    p.add_argument("--loader-batches", type=int, default=8, metavar="N",
+                   help="--data: batches timed per loader process, after each worker's first (default 8)")
     p.add_argument("--plot", type=Path, default=None,
                    help=f"base name of the two PNG plots (default {DEFAULT_PLOT}: bench_pareto.png, published accuracy "
                    "(classify: ImageNet top-1; detect: COCO box mAP; segment: VOC mIoU) against measured batch-1 "
@@ -129,6 +153,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        return _run_input(args)
     settings = bench_settings(args.task, models=args.models, peers=args.peers, runtimes=args.runtimes,
                               peer_runtimes=args.peer_runtimes, batches=args.batches, input_size=args.input_size,
                               threads=args.threads, device=args.device, fp16=args.fp16, quick=args.quick,
@@ -169,6 +195,26 @@ def _run_train(args: argparse.Namespace, settings: BenchSettings) -> int:
     if args.save_json is not None:
         write_rows(rows, args.save_json)
     print(rows_json(rows) if args.json else format_train_table(rows))
+    return 0
+
+
+def _run_input(args: argparse.Namespace) -> int:
+    from ..bench.input_pipeline import bench_input, format_input_table, machine_line
+
+    size = args.input_size
+    if size is not None and size[0] != size[1]:
+        raise ValueError(f"--data: the training input is square; got --input-size {size[0]} {size[1]}")
+    workers = (0, 1, args.workers if args.workers is not None else hardware.cores())
+    rows = bench_input(args.data, shards=args.shards, workdir=args.workdir, recipe=args.recipe,
+                       batch=max(args.batches) if args.batches else None, input_size=size[0] if size else None,
+                       workers=sorted(set(workers)), rounds=args.rounds or 3, batches=args.loader_batches,
+                       train_steps=args.steps or 3, threads=args.threads, device=args.device,
+                       model=args.models[0] if args.models else None)
+    machine = machine_line(args.device)
+    if args.save_json is not None:
+        write_rows(rows, args.save_json)
+        write_machine(machine, args.save_json)
+    print(rows_json(rows) if args.json else format_input_table(rows, machine))
     return 0
 
 
