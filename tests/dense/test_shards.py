@@ -48,6 +48,7 @@ def test_coco_to_shards_gives_the_same_images_targets_and_ground_truth(tmp_path)
     shards = ShardDetection(resolve_shards(str(tmp_path / "out"), "val"))
     assert shards.class_names == coco.class_names and shards.label_to_category_id == coco.label_to_category_id
     assert {k: v for k, v in shards.stats.items()} == coco.stats
+    assert shards.summary().startswith("shards out: 5 images (1 without boxes")
     by_id = {coco[i][1]["image_id"]: coco[i] for i in range(len(coco))}
     assert len(shards) == len(coco) and len(shards.shard_sizes) == 3
     for i in range(len(shards)):
@@ -86,3 +87,29 @@ def test_paired_masks_to_shards_give_the_same_pairs(tmp_path):
     assert got == want
     with pytest.raises(ValueError, match="no 'val' split"):
         resolve_shards(str(tmp_path / "out"), "val")
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_dense_training_data_come_from_shards_given_as_data(task, tmp_path):
+    from edgenext.tasks import build_task, load_config
+
+    if task == "detect":
+        images, ann = _coco(tmp_path)
+        files = ["--train-images", str(images), "--train-ann", str(ann), "--val-images", str(images), "--val-ann", str(ann)]
+    else:
+        for folder in ("images", "masks"):
+            (tmp_path / folder).mkdir()
+        for i in range(3):
+            Image.new("RGB", (16, 12)).save(tmp_path / "images" / f"{i}.png")
+            Image.fromarray(np.full((12, 16), i, dtype=np.uint8)).save(tmp_path / "masks" / f"{i}.png")
+        files = [f"--{s}-{k}" if j == 0 else str(tmp_path / k) for s in ("train", "val") for k in ("images", "masks")
+                 for j in (0, 1)]
+    assert main(["shards", "--task", task, *files, str(tmp_path / "out"), "--no-progress"]) == 0
+    cfg = load_config(None, {"task": task, "data": str(tmp_path / "out"), "model": "edgenext_xx_small",
+                             "backbone_weights": None})
+    spec = build_task(cfg)
+    spec.check()  # a shard folder is not an image folder: no path complaints
+    data = spec.build_data()
+    kind = ShardDetection if task == "detect" else ShardSegmentation
+    assert isinstance(data.train, kind) and isinstance(data.val, kind) and len(data.train) == (5 if task == "detect" else 3)
+    assert data.class_names[-1] == ("dog" if task == "detect" else "2")

@@ -13,6 +13,7 @@ for more than 256 classes); the class count and names are the manifest's (``num_
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -35,7 +36,7 @@ class ShardDetection(CocoDetection):
         if not categories:
             raise ShardError(f"{shard_set.source}: detection shards need the manifest's 'categories' (COCO's list); "
                              f"write them with edgenext shards --task detect")
-        self.ann_file = shard_set.source  # what messages name
+        self.ann_file = Path(shard_set.source.rstrip("/"))  # what messages name
         images, annotations = [], []
         for i, key, members in self.samples.keys(("json",)):
             if "json" not in members:
