@@ -79,6 +79,8 @@ def test_every_way_of_naming_shards_reads_the_same_samples(written, tmp_path):
     remote = resolve_shards("memory://shards-test/")
     assert remote.shards[0].location == "memory://shards-test/train-000000.tar"
     assert pixels_by_label(ShardImageDataset(remote), list(CLASSES)) == reference
+    with pytest.raises(ShardError, match="memory://elsewhere/manifest.json: not found"):
+        resolve_shards("memory://elsewhere/")
     # a foreign shard: written by plain tarfile, no manifest or index, class names given
     foreign = tmp_path / "foreign-000000.tar"
     with tarfile.open(foreign, "w") as tar:

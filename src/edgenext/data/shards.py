@@ -118,12 +118,16 @@ def open_binary(location: str) -> BinaryIO:
             return open(location, "rb")
         except OSError as err:
             raise ShardError(f"{location}: cannot open ({err.strerror or err})") from None
+    fsspec = _fsspec()
     try:
-        return _fsspec().open(location, "rb", cache_type="none").open()
+        return fsspec.open(location, "rb", cache_type="none").open()
     except ImportError as err:  # a protocol whose package is missing (s3fs, gcsfs...)
         raise ShardError(f"{location}: {err}") from None
-    except (OSError, ValueError) as err:
-        raise ShardError(f"{location}: cannot open ({err})") from None
+    except FileNotFoundError:  # NOTE: fsspec's HTTP reports an unreachable host so too
+        raise ShardError(f"{location}: not found (or the store is unreachable from here)") from None
+    except Exception as err:  # noqa: BLE001 (network and credential errors come in each backend's own types)
+        raise ShardError(f"{location}: cannot reach it ({type(err).__name__}: {err}); offline, or no "
+                         f"credentials for this store?") from None
 
 
 def read_small(location: str) -> bytes:
@@ -133,14 +137,20 @@ def read_small(location: str) -> bytes:
 
 
 def exists(location: str) -> bool:
+    """Whether a file is there; a URL whose file system cannot be reached or needs a missing package is a
+    ShardError saying so (not a silent "no")."""
     if location.startswith("pipe:"):
         return False
     if location.startswith("file://") or "://" not in location:
         return os.path.isfile(location[len("file://"):] if location.startswith("file://") else location)
+    fsspec = _fsspec()
     try:
-        return bool(_fsspec().core.url_to_fs(location)[0].exists(location))
-    except (ImportError, OSError, ValueError):
-        return False
+        return bool(fsspec.core.url_to_fs(location)[0].exists(location))
+    except ImportError as err:  # fsspec knows the protocol, its package (s3fs, gcsfs...) is not installed
+        raise ShardError(f"{location}: {err}") from None
+    except Exception as err:  # noqa: BLE001 (network and credential errors come in each backend's own types)
+        raise ShardError(f"{location}: cannot reach it ({type(err).__name__}: {err}); offline, or no "
+                         f"credentials for this store?") from None
 
 
 def spool_pipe(location: str, directory: Optional[str] = None) -> str:
@@ -238,6 +248,9 @@ def resolve_shards(location: str, split: str = "train", *, progress: bool = True
     location = str(location)
     if not _BRACES.search(location) and not location.endswith(".tar") and not location.startswith("pipe:"):
         manifest_location = location if location.endswith(MANIFEST) else join(location, MANIFEST)
+        if "://" in manifest_location and not manifest_location.startswith("file://"):
+            # NOTE: a remote store says "missing" or "unreachable" only when read (HTTP's exists() hides errors)
+            return _from_manifest(manifest_location, _read_manifest(manifest_location), split, location)
         if not exists(manifest_location):
             raise ShardError(f"{location}: no {MANIFEST} there; give a folder written by edgenext shards, its "
                              f"manifest, or a shard pattern such as 'train-{{000000..000099}}.tar'")
