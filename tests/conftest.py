@@ -77,6 +77,26 @@ def cached_model():
     return get
 
 
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, cached_model):
+    """``exported(fmt, name="edgenext_xx_small", input_size=32, **options)``: ``export_model``'s result for
+    ``cached_model(name, 10)``, written once per session into a folder of its own (exports are slow, and
+    several test modules check the same file). Tests must not modify the file."""
+    from edgenext.deploy.export import export_model
+    from edgenext.deploy.formats import FORMATS
+
+    cache: dict = {}
+
+    def get(fmt: str, name: str = "edgenext_xx_small", input_size: int = 32, **options):
+        key = (fmt, name, input_size, tuple(sorted(options.items())))
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"{fmt}-{name}") / f"model{FORMATS[fmt].suffix}"
+            cache[key] = export_model(cached_model(name, 10), fmt, out, input_size=input_size, **options)
+        return cache[key]
+
+    return get
+
+
 def write_image_folder(root, classes=("cat", "dog"), per_class=4, size=40, seed=0, splits=("train", "val")):
     """Small PNG image folders ROOT/<split>/<class>/*.png with class-dependent colours (learnable)."""
     import numpy as np

@@ -12,7 +12,7 @@ from edgenext import hardware
 from edgenext.bench import run as run_mod
 from edgenext.bench.candidates import CandidateSpec
 from edgenext.bench.isolate import IsolatedError, _exit_reason, _informative
-from edgenext.bench.peak import gemm_peaks, onnxruntime_gemm_peak
+from edgenext.bench.peak import DEFAULT_SIZE, gemm_peaks, onnxruntime_gemm_peak
 from edgenext.bench.progress import PhaseProgress
 from edgenext.bench.run import SLOW_TO_PREPARE, TIMINGS_FILE, bench_settings, run_bench
 from edgenext.cli.main import main
@@ -120,6 +120,32 @@ def test_a_model_whose_export_worker_dies_keeps_its_other_candidates(monkeypatch
     assert bad not in fake.timed and "ours/edgenext_xx_small/onnxruntime/fp32" in fake.timed
     # one worker for the model, then one per candidate after it died
     assert len(fake.prepared[0]) == 3 and [len(p) for p in fake.prepared[1:4]] == [1, 1, 1]
+
+
+def test_a_quick_run_prepares_every_model_in_one_worker_and_falls_back_to_one_per_model(monkeypatch, tmp_path):
+    settings = bench_settings(models=("edgenext_xx_small",), peers=("mobilevit_xxs",), runtimes=("eager", "onnxruntime"),
+                              peer_runtimes=("eager",), batches=(1,), input_size=32, precisions=("fp32",), quick=True)
+    fake = CountingWorkers()
+    monkeypatch.setattr(run_mod, "run_isolated", fake)
+    rows = run_bench(settings, workdir=tmp_path, machine=MACHINE)
+    assert len(fake.prepared) == 1 and len(fake.prepared[0]) == 5  # 3 models, 5 candidates: one worker
+    assert all(r["madds"] == 1_000_000 and r["latency_ms_median"] == 2.0 for r in rows) and len(rows) == 5
+    # that worker dies: each model gets its own, and only the dying candidate's model loses its export
+    bad = "timm/edgenext_xx_small/onnxruntime/fp32"
+    dying = CountingWorkers(die_preparing={bad})
+    monkeypatch.setattr(run_mod, "run_isolated", dying)
+    rows = run_bench(settings, workdir=tmp_path / "again", machine=MACHINE)
+    assert [len(p) for p in dying.prepared[:4]] == [5, 2, 2, 1]
+    failed = [r for r in rows if r.get("error")]
+    assert [(r["impl"], r["runtime"]) for r in failed] == [("timm", "onnxruntime")] and "SIGSEGV" in failed[0]["error"]
+
+
+def test_quick_measures_the_peak_on_smaller_matrices(monkeypatch):
+    asked = []
+    monkeypatch.setattr(run_mod, "measure_peaks", lambda precisions, threads, **kw: asked.append(kw["size"]) or {})
+    run_mod.machine_info(bench_settings(quick=True, precisions=("fp32",)))
+    run_mod.machine_info(bench_settings(precisions=("fp32",)))
+    assert asked == [run_mod.QUICK_PEAK_SIZE, DEFAULT_SIZE] and asked[0] < asked[1]
 
 
 def test_progress_without_a_terminal_logs_done_total_and_an_estimate(caplog):

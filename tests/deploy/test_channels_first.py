@@ -71,9 +71,10 @@ def test_in_layout_rewrites_fused_classifiers_only(cached_model):
 
 
 @pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
-def test_the_onnx_export_writes_the_channels_first_graph_and_passes_parity(cached_model, tmp_path):
-    result = export_model(cached_model("edgenext_xx_small"), "onnx", tmp_path / "xxs.onnx", input_size=64)
-    nodes = onnx.load(str(tmp_path / "xxs.onnx")).graph.node
+def test_the_onnx_export_writes_the_channels_first_graph_and_passes_parity(exported):
+    # conftest's session export: the fp32 file test_export.py round-trips (ONNX's default layout)
+    result = exported("onnx", "edgenext_xx_small", input_size=32)
+    nodes = onnx.load(str(result.path)).graph.node
     # no layout change anywhere; the only LayerNormalization left is the head's, on (B, C)
     assert not _layout_transposes(nodes) and [n.op_type for n in nodes].count("LayerNormalization") <= 1
     assert result.max_abs_diff < TOL

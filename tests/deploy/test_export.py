@@ -27,24 +27,10 @@ def _installed(fmt):
 FORMAT_PARAMS = [pytest.param(f, marks=[_installed(f)] + ([pytest.mark.slow] if f in SLOW else [])) for f in FORMATS]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, cached_model):
-    """``exported(fmt, name)``: the export result, made once per module (exports are slow)."""
-    cache = {}
-
-    def get(fmt, name):
-        if (fmt, name) not in cache:
-            out = tmp_path_factory.mktemp(f"{fmt}-{name}") / f"model{FORMATS[fmt].suffix}"
-            cache[fmt, name] = export_model(cached_model(name, 10), fmt, out, input_size=SIZE_OF.get(fmt, SIZE))
-        return cache[fmt, name]
-
-    return get
-
-
 @pytest.mark.parametrize("name", ["edgenext_xx_small", "edgenext_xx_small_bn_hs"])
 @pytest.mark.parametrize("fmt", FORMAT_PARAMS)
 def test_export_round_trip(fmt, name, exported):
-    result = exported(fmt, name)
+    result = exported(fmt, name, input_size=SIZE_OF.get(fmt, SIZE))  # conftest's: one export per session
     assert result.size_bytes > 100_000
     if fmt == "coreml" and result.max_abs_diff is None:  # off macOS: structural check only
         assert "structural" in result.check and [1, 10] in result.details["shapes"].values()
@@ -59,7 +45,7 @@ def test_onnx_graph_is_dynamic_batch_and_new_opset(exported):
 
     from edgenext.deploy.formats.onnx import OnnxRunner
 
-    path = exported("onnx", "edgenext_xx_small").path
+    path = exported("onnx", "edgenext_xx_small", input_size=SIZE).path
     graph = onnx.load(path)
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 20
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic batch

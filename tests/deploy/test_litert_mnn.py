@@ -77,10 +77,11 @@ def test_int8_is_smaller_and_keeps_the_digits_top1(fmt, digits_64, tmp_path):
 
 
 @pytest.mark.skipif(not FORMATS["mnn"].installed, reason="MNN is not installed")
-def test_mnn_int8_stores_int8_weights(tmp_path, cached_model):
+def test_mnn_int8_stores_int8_weights(tmp_path, cached_model, exported):
     model = cached_model("edgenext_xx_small", 10)
-    sizes = {p: export_model(model, "mnn", tmp_path / f"{p}.mnn", input_size=32, precision=p).size_bytes
-             for p in ("fp32", "int8")}
+    # the fp32 file: conftest's session export of the same model (test_export.py's round trip checks it too)
+    sizes = {"fp32": exported("mnn", "edgenext_xx_small", input_size=32).size_bytes,
+             "int8": export_model(model, "mnn", tmp_path / "int8.mnn", input_size=32, precision="int8").size_bytes}
     assert sizes["int8"] < 0.45 * sizes["fp32"], sizes  # 1 byte per weight instead of 4, plus the graph
 
 
@@ -91,9 +92,9 @@ def test_litert_names_the_size_its_converter_cannot_take(tmp_path, cached_model)
 
 
 @pytest.mark.skipif(not FORMATS["mnn"].installed, reason="MNN is not installed")
-def test_mnn_runs_any_batch_of_a_dynamic_file(tmp_path, cached_model):
+def test_mnn_runs_any_batch_of_a_dynamic_file(cached_model, exported):
     model = cached_model("edgenext_xx_small", 10)
-    result = export_model(model, "mnn", tmp_path / "m.mnn", input_size=32)
+    result = exported("mnn", "edgenext_xx_small", input_size=32)  # the fp32 file test_export.py round-trips
     runner = FORMATS["mnn"].runner(result.path, threads=1)
     for batch in (1, 4):
         x = torch.randn(batch, 3, 32, 32)

@@ -39,12 +39,14 @@ def test_ncnn_is_registered_as_an_fp32_multi_output_static_batch_format():
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_classifier_round_trips_in_native_ncnn_layers(layout, tmp_path, cached_model):
+def test_classifier_round_trips_in_native_ncnn_layers(layout, cached_model, exported):
     model = cached_model("edgenext_xx_small", 10)
-    result = export_model(model, "ncnn", tmp_path / "m.param", input_size=SIZE, layout=layout)
+    # conftest's session export; in ncnn's own layout it is the file test_export.py's round trip checks too
+    options = {} if layout == FORMATS["ncnn"].layout else {"layout": layout}
+    result = exported("ncnn", "edgenext_xx_small", input_size=SIZE, **options)
     assert result.max_abs_diff is not None and result.max_abs_diff < FP32_TOL
-    # only the ncnn files in the output folder, none of pnnx's intermediates
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.param"]
+    # only the ncnn files in the output folder (the export's own), none of pnnx's intermediates
+    assert sorted(p.name for p in Path(result.path).parent.iterdir()) == ["model.bin", "model.param"]
     assert unsupported_layers(result.path) == {}
     # the runner loops over a batch and keeps each output's batch axis
     x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))

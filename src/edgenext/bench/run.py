@@ -30,6 +30,7 @@ from .candidates import (
     runtime_precisions,
 )
 from .isolate import IsolatedError, run_isolated
+from .peak import DEFAULT_SIZE as DEFAULT_PEAK_SIZE
 from .peak import measure_peaks
 from .progress import PhaseProgress
 from .timing import round_orders, summarize_rounds
@@ -45,6 +46,9 @@ SLOW_TO_PREPARE = {"compiled": "torch.compile takes minutes before its first cal
                    "ncnn": "a phone engine (x86 figures here), one image per call",
                    "mnn": "a phone engine (x86 figures here)"}
 WORKER = "edgenext.bench.worker"
+#: the GEMM side of a quick run's peak: an eighth of the arithmetic of ``peak.DEFAULT_SIZE``, still large
+#: enough for the BLAS to run at its peak on a few cores (a quick run is a smoke run, not the bench's figures)
+QUICK_PEAK_SIZE = 1024
 #: the finished worker runs, in the work folder (``TimingLog``)
 TIMINGS_FILE = "timings.jsonl"
 
@@ -70,7 +74,9 @@ class BenchSettings:
     threads: int = 2
     device: str = "cpu"
     fp16: bool = False
-    quick: bool = False  # one round, few timed calls and none of SLOW_TO_START
+    #: one round, few timed calls and none of SLOW_TO_START; the exports of every model written by one
+    #: worker (``_prepare``) and the GEMM peak measured on smaller matrices (``QUICK_PEAK_SIZE``)
+    quick: bool = False
     task: str = DEFAULT_TASK
     #: None: every precision this machine supports (``default_precisions``); a task's plan may fix them
     precisions: Optional[tuple[str, ...]] = None
@@ -181,7 +187,8 @@ def machine_info(settings: BenchSettings, peaks: Optional[dict[str, Optional[flo
     int8, int8_why = hardware.int8_dot_product()
     if peaks is None:
         wanted = ["fp32"] + (["fp16"] if on_cuda and settings.fp16 else []) + (["bf16"] if bf16 and not on_cuda else [])
-        peaks = measure_peaks(wanted, settings.threads, device="cuda" if on_cuda else "cpu")
+        size = QUICK_PEAK_SIZE if settings.quick else DEFAULT_PEAK_SIZE
+        peaks = measure_peaks(wanted, settings.threads, device="cuda" if on_cuda else "cpu", size=size)
     info = {"cpu": hardware.cpu_name(), "cores": hardware.cores(), "threads": settings.threads,
             "torch": torch.__version__, "python": platform.python_version(), "device": settings.device,
             "isa": hardware.isa_features(), "native_bf16": bf16, "bf16_note": bf16_why,
@@ -306,8 +313,20 @@ def _prepare(specs: list[CandidateSpec], absent: dict, s: BenchSettings) -> dict
     log.info("phase 1/2: exports of %d models (%d exported candidates; files already in the work folder are reused)",
              len(groups), files)
     results: dict[CandidateSpec, dict] = {}
+    if s.quick and len(todo) > 1:
+        # a quick run spends more on starting workers than on its exports: one worker writes every model's
+        # (exports are not timed); should it fail, each model gets its own worker below
+        every = [sp for group in todo.values() for sp in group]
+        try:
+            results.update(zip(every, _run_prepare(every, s)))
+        except IsolatedError as err:
+            log.warning("preparing every model in one worker failed: %s; one worker per model instead",
+                        _isolated_message(err))
     with PhaseProgress(len(groups), "exports", "model") as bar:
         for key, group in todo.items():
+            if all(sp in results for sp in group):
+                bar.update()
+                continue
             bar.set_postfix_str(f"{key[1]}/{key[2]}")
             try:
                 results.update(zip(group, _run_prepare(group, s)))

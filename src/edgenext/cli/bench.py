@@ -101,7 +101,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    + _per_task(plans, lambda plan: str(plan.input_size)) + ")")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda (torch runtimes only)")
     p.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
-    p.add_argument("--quick", action="store_true", help="a short run: one round, few timed calls, no torch.compile")
+    p.add_argument("--quick", action="store_true", help="a short run: one round, few timed calls, no torch.compile, "
+                   "every export written by one worker, the GEMM peak on smaller matrices")
     p.add_argument("--full", action="store_true",
                    help="the whole sweep: every runtime (torch.compile and ExecuTorch too, whose preparation takes "
                    "minutes per model on 2 cores) and every peer of the task, where --runtimes / --peers do not say "
