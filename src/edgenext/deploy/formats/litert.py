@@ -63,6 +63,8 @@ def export_litert(
     output.parent.mkdir(parents=True, exist_ok=True)
     x = example_input(batch or 1, input_size, getattr(model, "in_chans", 3))
     kwargs = {}
+    if _linear_on_a_1x1_map(model, x):  # before converting: the converter takes minutes to fail on it
+        raise ValueError(_one_by_one_message(input_size))
     if precision == "int8":
         model, kwargs["quant_config"] = _quantize(model.eval(), x, require_calibration(calibration, "LiteRT int8"))
     elif not isinstance(model, torch.fx.GraphModule):
@@ -73,13 +75,30 @@ def export_litert(
         except ValueError as err:
             if "invalid output rank" not in str(err):
                 raise
-            # NOTE: litert-torch 0.10 lowers the Linears of a 1x1 map (the last stage of a 32 px input) to a
-            # batch_matmul of the wrong rank, whatever form they are written in (2-D, addmm, matmul: tried)
-            raise ValueError(f"LiteRT's converter cannot convert this model at {input_size[0]}x{input_size[1]}: "
-                             "its last stage is a 1x1 map, which litert-torch lowers wrongly; export at 64 px or "
-                             f"more ({err})") from err
+            raise ValueError(f"{_one_by_one_message(input_size)} ({err})") from err
         edge.export(str(output))
     return output
+
+
+def _one_by_one_message(input_size: HW) -> str:
+    # NOTE: litert-torch 0.10 lowers the Linears of a 1x1 map (the last stage of a 32 px input) to a
+    # batch_matmul of the wrong rank, whatever form they are written in (2-D, addmm, matmul: tried)
+    return (f"LiteRT's converter cannot convert this model at {input_size[0]}x{input_size[1]}: its last stage is a "
+            "1x1 map, which litert-torch lowers wrongly; export at 64 px or more")
+
+
+def _linear_on_a_1x1_map(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether a Linear of ``model`` meets a ``(B, 1, 1, C)`` map on ``x`` (one forward pass, hooks on the Linears)."""
+    seen: list[bool] = []
+    hooks = [m.register_forward_pre_hook(lambda _, args: seen.append(args[0].dim() == 4 and args[0].shape[1:3].numel() == 1))
+             for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return any(seen)
 
 
 def _quantize(model: nn.Module, x: torch.Tensor, calibration: torch.Tensor):
