@@ -150,5 +150,6 @@ register(ExportFormat("executorch", ".pte", EXTRA, "executorch", export_executor
                       static_batch=True, multi_output=True, precisions=("fp32", "int8"),
                       needs={"int8": ("torchao", EXTRA)}, order=20, graph_form=executorch_graph_form,
                       # NOTE: fp32 only: in the int8 program XNNPACK refuses the strips' zero pad
-                      # (StaticConstantPad: xnn_status_invalid_parameter at load)
+                      # (StaticConstantPad: xnn_status_invalid_parameter at load), and each strip's
+                      # partial sum would be quantised before the adds (3-10x the conv's int8 error)
                       graph_form_precisions=("fp32",)))
