@@ -1,6 +1,9 @@
 """ExecuTorch: a ``.pte`` program lowered to the XNNPACK backend (what Android/iOS apps embed),
 fp32 or int8 (the PT2E flow with XNNPACK's quantiser, per-channel symmetric int8, then lowered
-like the fp32 program), and the Python runtime runner used to check it."""
+like the fp32 program), and the Python runtime runner used to check it. Before writing, ``graph_form``
+(``_executorch_graph.executorch_graph_form``) splits the depth-wise convs larger than 5x5 (EdgeNeXt's
+7x7 and 9x9) into strips XNNPACK runs with its depth-wise kernels instead of a grouped IGEMM (fp32 only:
+XNNPACK rejects the strips' zero pad in the int8 program)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from torch import nn
 from ...models.edgenext import InputSize, input_hw
 from ...optional import require
 from ..parity import HW, example_input
+from ._executorch_graph import executorch_graph_form
 from ._int8 import CALIBRATION_BATCH, require_calibration
 from .registry import ExportFormat, register
 
@@ -144,4 +148,8 @@ def _set_threads(threads: int) -> None:
 
 register(ExportFormat("executorch", ".pte", EXTRA, "executorch", export_executorch, ExecuTorchRunner,
                       static_batch=True, multi_output=True, precisions=("fp32", "int8"),
-                      needs={"int8": ("torchao", EXTRA)}, order=20))
+                      needs={"int8": ("torchao", EXTRA)}, order=20, graph_form=executorch_graph_form,
+                      # NOTE: fp32 only: in the int8 program XNNPACK refuses the strips' zero pad
+                      # (StaticConstantPad: xnn_status_invalid_parameter at load), and each strip's
+                      # partial sum would be quantised before the adds (3-10x the conv's int8 error)
+                      graph_form_precisions=("fp32",)))

@@ -92,6 +92,8 @@ class ExportFormat:
     #: rewrites the module about to be written (fused or not, already in its layout) into ops this engine's
     #: converter handles, computing the same function (ncnn: no tensor-valued clamp); None: as it is
     graph_form: Optional[Callable[[nn.Module], nn.Module]] = None
+    #: the precisions ``graph_form`` applies to; None: every precision
+    graph_form_precisions: Optional[tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         if not self.precisions or self.precisions[0] != "fp32":
@@ -100,6 +102,12 @@ class ExportFormat:
         if unknown:
             raise ValueError(f"export format {self.name!r}: unknown precisions {sorted(unknown)}; "
                              f"known: {', '.join(PRECISIONS)}")
+
+    def graph_form_for(self, precision: str) -> Optional[Callable[[nn.Module], nn.Module]]:
+        """The rewrite the module written at ``precision`` goes through, or None."""
+        if self.graph_form_precisions is not None and precision not in self.graph_form_precisions:
+            return None
+        return self.graph_form
 
     def layout_for(self, precision: str) -> str:
         """The layout a fused model is written in at ``precision``."""

@@ -271,7 +271,8 @@ def in_layout(module: nn.Module, layout: str) -> nn.Module:
 def written_module(fmt: "ExportFormat", module: nn.Module, precision: str = "fp32",
                    layout: Optional[str] = None) -> nn.Module:
     """What ``fmt``'s writer gets from ``module``: a fused model in ``layout`` (default: the format's,
-    ``ExportFormat.layout_for(precision)``), then in the engine's ``graph_form``; ``edgenext export``
-    and the bench both write this."""
+    ``ExportFormat.layout_for(precision)``), then in the engine's ``graph_form`` where it applies at
+    ``precision`` (``ExportFormat.graph_form_for``); ``edgenext export`` and the bench both write this."""
     module = in_layout(module, layout or fmt.layout_for(precision))
-    return module if fmt.graph_form is None else fmt.graph_form(module)
+    form = fmt.graph_form_for(precision)
+    return module if form is None else form(module)
