@@ -41,7 +41,7 @@ class Detection(DenseTask):
     metric = "map"
 
     def shard_sources(self, opts: Any) -> tuple[list[Any], dict[str, Any]]:
-        from ..dense.data.shards import coco_splits
+        from ..dense.shard_sources import coco_splits
 
         return coco_splits(opts.source, images={'train': opts.train_images, 'val': opts.val_images}, ann={'train': opts.train_ann, 'val': opts.val_ann})
 

@@ -38,7 +38,7 @@ class Segmentation(DenseTask):
         return pixel_agreement(want, got)
 
     def shard_sources(self, opts: Any) -> tuple[list[Any], dict[str, Any]]:
-        from ..dense.data.shards import mask_splits
+        from ..dense.shard_sources import mask_splits
 
         return mask_splits(opts.source, images={'train': opts.train_images, 'val': opts.val_images}, masks={'train': opts.train_masks, 'val': opts.val_masks}, num_classes=opts.num_classes)
 
