@@ -10,7 +10,6 @@ import edgenext
 from edgenext.models.weights import ours_to_official
 from edgenext.train import NonFiniteLossError, load_training_checkpoint
 from edgenext.tasks import fit
-from edgenext.train import engine as engine_mod
 from edgenext.train import runner as runner_mod
 from edgenext.train.classify import build_model
 
@@ -71,25 +70,11 @@ def test_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(whol
 
 
 @pytest.mark.slow
-def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_exactly_like_an_uninterrupted_one(whole, tiny_config, tmp_path,
-                                                                                          monkeypatch):
+def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_exactly_like_an_uninterrupted_one(
+        whole, tiny_config, tmp_path, monkeypatch, crash_after_mid_epoch_checkpoint):
     # augmentation is a function of (seed, epoch, position): the loader worker of the resumed run, which starts
     # at the checkpoint's batch, augments those batches exactly as the uninterrupted run's worker did
-    real_save, real_step = runner_mod._MidEpochSaver.__call__, engine_mod._optimizer_step
-    saved_in_epoch_1 = []
-
-    def save(self, global_step, progress):
-        real_save(self, global_step, progress)
-        if self.epoch == 1 and global_step % self.cfg.checkpoint_every == 0:
-            saved_in_epoch_1.append(progress.batches)
-
-    def step(parts):
-        if saved_in_epoch_1:
-            raise KeyboardInterrupt  # one update after the mid-epoch checkpoint: that update is lost and redone
-        real_step(parts)
-
-    monkeypatch.setattr(runner_mod._MidEpochSaver, "__call__", save)
-    monkeypatch.setattr(engine_mod, "_optimizer_step", step)
+    saved_in_epoch_1 = crash_after_mid_epoch_checkpoint
     cfg = tiny_config(output=str(tmp_path / "split"), checkpoint_every=2, **AUGMENTED)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg)

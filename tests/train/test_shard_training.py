@@ -7,9 +7,7 @@ import pytest
 
 from edgenext.cli.main import main
 from edgenext.tasks import fit
-from edgenext.train import engine as engine_mod
 from edgenext.train import load_training_checkpoint
-from edgenext.train import runner as runner_mod
 
 # augmentation, mixup, drop path, multi-scale and a loader worker: every random stream of the loop in play
 RECIPE = dict(epochs=2, augment=True, color_jitter=0.4, crop_scale=[0.5, 1.0], mixup=0.8, cutmix=1.0, drop_path=0.1,
@@ -37,24 +35,10 @@ def _records(out):
 
 
 @pytest.mark.slow
-def test_a_run_on_shards_resumed_mid_epoch_ends_exactly_like_an_uninterrupted_one(shards, whole, tiny_config, tmp_path,
-                                                                                   monkeypatch):
+def test_a_run_on_shards_resumed_mid_epoch_ends_exactly_like_an_uninterrupted_one(
+        shards, whole, tiny_config, tmp_path, monkeypatch, crash_after_mid_epoch_checkpoint):
     assert [r["train_images"] for r in _records(whole.output_dir)] == [24, 24]  # 4 equal shards: each sample once
-    real_save, real_step = runner_mod._MidEpochSaver.__call__, engine_mod._optimizer_step
-    saved = []
-
-    def save(self, global_step, progress):
-        real_save(self, global_step, progress)
-        if self.epoch == 1 and global_step % self.cfg.checkpoint_every == 0:
-            saved.append(progress.batches)
-
-    def step(parts):
-        if saved:
-            raise KeyboardInterrupt  # one update after the mid-epoch checkpoint of epoch 1
-        real_step(parts)
-
-    monkeypatch.setattr(runner_mod._MidEpochSaver, "__call__", save)
-    monkeypatch.setattr(engine_mod, "_optimizer_step", step)
+    saved = crash_after_mid_epoch_checkpoint  # one update after the mid-epoch checkpoint of epoch 1
     cfg = tiny_config(output=str(tmp_path / "split"), data=str(shards), **RECIPE)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg)

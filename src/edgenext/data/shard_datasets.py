@@ -53,8 +53,11 @@ class ShardImageDataset(Dataset):
         return len(self.samples)
 
     def _label(self, i: int, data: Optional[bytes], key: str) -> int:
+        if data is None:
+            raise ShardError(f"{self.samples.name(i, key)}: the sample has no .cls member (its class index); "
+                             f"classification shards need one")
         try:
-            return int(data.decode().strip()) if data is not None else _missing(self.samples.name(i, key))
+            return int(data.decode().strip())
         except (UnicodeDecodeError, ValueError):
             raise ShardError(f"{self.samples.name(i, key)}.cls: {data[:40]!r} is not a class index") from None
 
@@ -77,6 +80,3 @@ class ShardImageDataset(Dataset):
             return SkippedSample(name, reason), label
         return self.per_size_transform(img, size), label
 
-
-def _missing(name: str) -> int:
-    raise ShardError(f"{name}: the sample has no .cls member (its class index); classification shards need one")

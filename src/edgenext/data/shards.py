@@ -265,9 +265,11 @@ def resolve_shards(location: str, split: str = "train", *, progress: bool = True
         for name in _split_names(manifest):
             for shard in _from_manifest(beside, manifest, name, location).shards:
                 listed[os.path.basename(shard.location)] = shard
-    shards = [listed.get(os.path.basename(n)) or Shard(location=n) for n in names]
-    shards = [Shard(location=n, samples=s.samples, index_location=s.index_location, sha256=s.sha256)
-              for n, s in zip(names, shards)]
+    shards = []
+    for name in names:  # the manifest's counts and indexes, under the locations given
+        known = listed.get(os.path.basename(name))
+        shards.append(Shard(location=name, samples=known.samples, index_location=known.index_location,
+                            sha256=known.sha256) if known else Shard(location=name))
     unknown = [s for s in shards if s.samples is None]
     for shard in tqdm(unknown, desc=f"indexing {len(unknown)} shard(s)", disable=not progress or len(unknown) < 2,
                       leave=False):
@@ -351,12 +353,14 @@ class ShardReader:
                                  f"{expected}; the shard changed since it was written (re-run edgenext shards)")
         return self._indexes[s]
 
-    def sample(self, s: int, j: int) -> tuple[str, dict[str, bytes]]:
-        """Sample ``j`` of shard ``s``: its key and its members' bytes by extension."""
+    def sample(self, s: int, j: int, exts: Optional[Sequence[str]] = None) -> tuple[str, dict[str, bytes]]:
+        """Sample ``j`` of shard ``s``: its key and its members' bytes by extension (only ``exts``, when given)."""
         key, members = self.index(s)[j]
         f = self._file(s)
         out = {}
         for ext, (offset, size) in members.items():
+            if exts is not None and ext not in exts:
+                continue
             f.seek(offset)
             data = f.read(size)
             if len(data) != size:
@@ -406,14 +410,8 @@ class ShardSamples:
         """Every sample's key and the bytes of the members with these extensions only (one pass, in order)."""
         for s, shard in enumerate(self.shard_set.shards):
             for j in range(shard.samples or 0):
-                key, members = self.reader.index(s)[j]
-                f = self.reader._file(s)
-                out = {}
-                for ext in exts:
-                    if ext in members:
-                        f.seek(members[ext][0])
-                        out[ext] = f.read(members[ext][1])
-                yield self._starts[s] + j, key, out
+                key, members = self.reader.sample(s, j, exts)
+                yield self._starts[s] + j, key, members
 
 
 def image_member(members: dict[str, Any]) -> Optional[str]:
