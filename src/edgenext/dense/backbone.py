@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -72,14 +72,18 @@ def build_backbone(
     output_stride: int = 32,
     weights: BackboneWeights = None,
     drop_path_rate: float = 0.0,
+    backbone_kwargs: Optional[dict] = None,
 ) -> Union[EdgeNeXtFeatures, TimmStageMaps]:
     """Stage maps of variant ``name``, loaded from ``weights`` (anything ``create_model`` reads); a
     name of ``TIMM_BACKBONES`` builds timm's model instead (random weights: the bench's peers).
 
     ``num_classes=0`` makes the loader drop a checkpoint's classifier (it logs that) and also
-    accept a checkpoint that has none; the backbone never uses it.
+    accept a checkpoint that has none; the backbone never uses it. ``backbone_kwargs`` override the
+    variant's architecture (``create_model``'s overrides, e.g. ``depths``): for tests and experiments.
     """
     if name in TIMM_BACKBONES:
+        if backbone_kwargs:
+            raise ValueError(f"backbone_kwargs={backbone_kwargs} apply to EdgeNeXt variants, not to timm's {name}")
         if weights is not None:
             raise ValueError(f"{name} is built from timm with random weights (a bench peer); backbone weights "
                              "are for EdgeNeXt variants")
@@ -92,6 +96,7 @@ def build_backbone(
         out_indices=tuple(out_indices),
         output_stride=output_stride,
         drop_path_rate=drop_path_rate,
+        **(backbone_kwargs or {}),
     )
 
 

@@ -126,6 +126,7 @@ def deeplabv3(
     freeze_backbone: bool = False,
     freeze_stages: int = 0,
     drop_path_rate: float = 0.0,
+    backbone_kwargs: Optional[dict] = None,
 ) -> DeepLabV3:
     """DeepLabv3 on an EdgeNeXt variant, ml-cvnets v0.1's layout.
 
@@ -143,6 +144,7 @@ def deeplabv3(
         freeze_backbone, freeze_stages: no training for the whole backbone / its stem and
             first n stages (their BatchNorm statistics are kept too).
         drop_path_rate: the backbone's stochastic depth.
+        backbone_kwargs: architecture overrides of the variant (``create_model``'s, e.g. ``depths``).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes={num_classes} must be at least 1 (it counts the background)")
@@ -154,7 +156,8 @@ def deeplabv3(
     if aspp_channels is None:
         aspp_channels = ML_CVNETS_ASPP_CHANNELS if backbone in TIMM_BACKBONES else DEFAULT_ASPP_CHANNELS
     body = build_backbone(
-        backbone, out_indices=(-1,), output_stride=output_stride, weights=backbone_weights, drop_path_rate=drop_path_rate
+        backbone, out_indices=(-1,), output_stride=output_stride, weights=backbone_weights, drop_path_rate=drop_path_rate,
+        backbone_kwargs=backbone_kwargs,
     )
     return DeepLabV3(
         body,

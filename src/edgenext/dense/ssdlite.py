@@ -366,6 +366,7 @@ def ssdlite(
     detections_per_img: int = 0,
     topk_candidates: int = 0,
     iou_thresh: float = 0.5,
+    backbone_kwargs: Optional[dict] = None,
 ) -> SSDLite:
     """SSDLite on an EdgeNeXt variant, ml-cvnets v0.1's layout (3,232 anchors at 320x320).
 
@@ -378,6 +379,7 @@ def ssdlite(
         freeze_backbone: no training for the whole backbone; ``freeze_stages``: for its stem
             and first n stages only. Frozen parts also keep their BatchNorm statistics.
         drop_path_rate: the backbone's stochastic depth.
+        backbone_kwargs: architecture overrides of the variant (``create_model``'s, e.g. ``depths``).
         proj_channels: width of each of the six levels (the extra levels are built at it).
         score_thresh, nms_thresh, detections_per_class, detections_per_img, topk_candidates: eval-mode
             post-processing (``select_detections``; 0 = no cap). The defaults are ml-cvnets v0.1's:
@@ -390,7 +392,8 @@ def ssdlite(
     if len(proj_channels) != len(SSD_ASPECT_RATIOS):
         raise ValueError(f"proj_channels needs {len(SSD_ASPECT_RATIOS)} widths (one per level), got {proj_channels}")
     size = input_hw(image_size)
-    body = build_backbone(backbone, out_indices=(2, 3), weights=backbone_weights, drop_path_rate=drop_path_rate)
+    body = build_backbone(backbone, out_indices=(2, 3), weights=backbone_weights, drop_path_rate=drop_path_rate,
+                          backbone_kwargs=backbone_kwargs)
     features = SSDLiteFeatures(body, proj_channels[2:], freeze_backbone=freeze_backbone, freeze_stages=freeze_stages)
     num_levels = len(proj_channels)
     scales = [float(s) for s in np.linspace(SSD_MIN_SCALE, SSD_MAX_SCALE, num_levels + 1)]
