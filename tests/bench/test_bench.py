@@ -2,7 +2,10 @@
 each candidate timed by a real worker process. No timing assertions: only that every candidate
 was measured and reported."""
 
+import contextlib
+import io
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -20,21 +23,33 @@ KEYS = {"model", "impl", "runtime", "precision", "batch", "latency_ms_median", "
         "input_size"}
 
 
+RUNTIMES = ["eager"] + (["onnxruntime"] if is_installed("onnxruntime") else [])
+
+
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory):
+    """One ``edgenext bench --quick`` run, its printed JSON and its folder: every worker process
+    (a Python + torch start each) and every export is paid once for the tests below."""
+    tmp = tmp_path_factory.mktemp("bench")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        # no peers of their own: test_isolation's fake workers cover a peer's rows and ratios, and the
+        # dense bench (tests/dense/test_export_bench.py) times real peers
+        rc = main(["bench", "--quick", "--input-size", "32", "64", "--models", "edgenext_xx_small", "--peers", "none",
+                   "--runtimes", ",".join(RUNTIMES), "--peer-runtimes", "eager", "--batches", "1,2", "--threads", "1",
+                   "--precisions", "fp32", "--plot", str(tmp / "plot.png"), "--json",
+                   "--save-json", str(tmp / "rows.json"), "--workdir", str(tmp / "work")])
+    return rc, printed.getvalue(), tmp
+
+
 @pytest.mark.slow
-def test_bench_quick_json_has_every_row(tmp_path, capsys):
-    runtimes = ["eager"] + (["onnxruntime"] if is_installed("onnxruntime") else [])
-    plot = tmp_path / "plot.png"
-    rc = main(["bench", "--quick", "--input-size", "32", "64", "--models", "edgenext_xx_small", "--peers", "mobilevit_xxs",
-               "--runtimes", ",".join(runtimes), "--peer-runtimes", "eager", "--batches", "1,2", "--threads", "1",
-               "--precisions", "fp32", "--plot", str(plot), "--json", "--save-json", str(tmp_path / "rows.json")])
+def test_bench_quick_json_has_every_row(quick_bench):
+    rc, out, tmp_path = quick_bench
     assert rc == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(out)
     assert rows == json.loads((tmp_path / "rows.json").read_text())
-    expected = {("edgenext_xx_small", "ours", r, b) for r in runtimes for b in (1, 2)}
     # timm's EdgeNeXt of the same size runs in every runtime of ours it supports
-    expected |= {("edgenext_xx_small", "timm", r, b) for r in ("eager", "onnxruntime") if r == "eager" or r in runtimes
-                 for b in (1, 2)}
-    expected |= {("mobilevit_xxs", "timm", "eager", b) for b in (1, 2)}
+    expected = {("edgenext_xx_small", impl, r, b) for impl in ("ours", "timm") for r in RUNTIMES for b in (1, 2)}
     assert {(r["model"], r["impl"], r["runtime"], r["batch"]) for r in rows} == expected
     for row in rows:
         assert KEYS <= row.keys() and not row.get("error") and row["precision"] == "fp32"
@@ -42,8 +57,8 @@ def test_bench_quick_json_has_every_row(tmp_path, capsys):
         # one round: its median is the spread's both ends
         assert row["latency_ms_median"] > 0 and row["latency_ms_p10"] == row["latency_ms_p90"] == row["latency_ms_median"]
         assert row["throughput_img_s"] > 0 and row["ratio_vs_timm_eager"] > 0 and row["madds"] > 0
-        assert row["pct_of_peak"] > 0
-    timm_eager = [r for r in rows if r["impl"] == "timm" and r["runtime"] == "eager" and r["model"].startswith("edgenext")]
+        assert row["pct_of_peak"] > 0 and row["ratio_vs_timm_same_runtime"] > 0
+    timm_eager = [r for r in rows if r["impl"] == "timm" and r["runtime"] == "eager"]
     assert all(r["ratio_vs_timm_eager"] == 1.0 == r["ratio_vs_timm_same_runtime"] for r in timm_eager)
     machine = json.loads((tmp_path / "rows.machine.json").read_text())
     assert machine["gemm_peak_gflops"]["fp32"] > 0 and machine["threads"] == 1
@@ -54,15 +69,18 @@ def test_bench_quick_json_has_every_row(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
-def test_exports_are_written_once_then_only_loaded(tmp_path):
-    spec = CandidateSpec("edgenext_xx_small", "ours", "onnxruntime", input_size=(32, 32), threads=1,
-                         schedule=((1, 0, 2), (2, 0, 1)), workdir=str(tmp_path))
-    first = prepare([spec.to_json()])
+def test_exports_are_written_once_then_only_loaded(quick_bench):
+    work = quick_bench[2] / "work"
+    spec = CandidateSpec("edgenext_xx_small", "ours", "onnxruntime", input_size=(32, 64), threads=1,
+                         schedule=((1, 0, 2), (2, 0, 1)), workdir=str(work))
     path = spec.export_path(1)
-    assert first == [{"madds": first[0]["madds"], "errors": {}}] and first[0]["madds"] > 0
-    assert path.exists() and spec.export_path(2) == path  # a dynamic batch: one file for every batch
+    assert spec.export_path(2) == path  # a dynamic batch: one file for every batch
+    # the bench's preparation wrote one file per model (its rows at batch 1 and 2 ran from it)
+    assert sorted(p.name for p in work.glob("*.onnx")) == sorted([path.name, replace(spec, impl="timm").export_path(1).name])
     stamp = path.stat().st_mtime_ns
-    assert prepare([spec.to_json()])[0]["errors"] == {} and path.stat().st_mtime_ns == stamp
+    again = prepare([spec.to_json()])
+    assert again == [{"madds": again[0]["madds"], "errors": {}}] and again[0]["madds"] > 0
+    assert path.stat().st_mtime_ns == stamp  # found, not written again
     result = time_candidate(spec.to_json())
     assert not result["errors"] and [len(result["times_ms"][b]) for b in ("1", "2")] == [2, 1]
 

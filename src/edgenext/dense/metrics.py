@@ -13,7 +13,6 @@ from typing import Any, Mapping, Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from .data.coco import coco_ground_truth
 from .data.transforms import rescale_boxes
@@ -148,6 +147,10 @@ class SegmentationMetric:
             raise ValueError(f"segmentation needs at least 2 classes (background and one more), got {num_classes}")
         self.num_classes = num_classes
         self.device = torch.device(device)  # nccl reduces only CUDA tensors
+        # NOTE: imported here: torchmetrics takes seconds to import, and every process that builds a
+        # detector or segmenter imports this package (each bench worker) without evaluating anything
+        from torchmetrics.classification import MulticlassConfusionMatrix
+
         self._matrix = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX).to(self.device)
 
     def update(self, predictions: torch.Tensor, masks: torch.Tensor) -> None:
