@@ -88,17 +88,22 @@ def _random_detections(seed: int, n_images: int = 6):
     return preds, targets
 
 
-def _sharded_detection_metric(rank: int, world: int, port: int, out) -> None:
+def _sharded_detection_metric(rank: int, world: int, port: int) -> dict:
+    """This process's shard of ``_random_detections(0)`` scored by a ``DetectionMetric`` in a gloo group."""
+    from datetime import timedelta
+
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    preds, targets = _random_detections(0)
-    metric = DetectionMetric()
-    metric.update(preds[rank::world], targets[rank::world])  # disjoint shards, as ShardedBatchSampler's
-    result = metric.compute()
-    if rank == 0:
-        out.put(result)
-    dist.destroy_process_group()
+    # a timeout: a peer that never joins (or dies) fails the test instead of hanging it
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=120))
+    try:
+        preds, targets = _random_detections(0)
+        metric = DetectionMetric()
+        metric.update(preds[rank::world], targets[rank::world])  # disjoint shards, as ShardedBatchSampler's
+        return metric.compute()
+    finally:
+        dist.destroy_process_group()
 
 
 @pytest.mark.slow
@@ -115,7 +120,12 @@ def test_detection_metric_gathers_a_sharded_evaluation_to_the_single_process_fig
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    mp.start_processes(_sharded_detection_metric, args=(2, port, out), nprocs=2, join=True, start_method="spawn")
-    assert out.get(timeout=60) == pytest.approx(expected, abs=1e-12)
+    # rank 0 is this process (which has torch and pycocotools imported already); only rank 1 is started
+    peer = mp.get_context("spawn").Process(target=_sharded_detection_metric, args=(1, 2, port))
+    peer.start()
+    try:
+        result = _sharded_detection_metric(0, 2, port)
+    finally:
+        peer.join(timeout=60)
+    assert peer.exitcode == 0
+    assert result == pytest.approx(expected, abs=1e-12)
