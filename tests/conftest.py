@@ -40,6 +40,12 @@ def pytest_configure(config):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow (20-60 s each on 2 cores) run first: pytest-xdist's workers then end on
+    short tests, instead of one worker finishing a minute-long test while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: otherwise in file order
+
+
 @pytest.fixture(scope="session")  # a pure function: session-scoped fixtures (built sites, shared models) use it too
 def randomize():
     return randomize_

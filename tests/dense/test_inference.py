@@ -486,6 +486,7 @@ def test_eval_segment_is_the_same_whatever_the_batch_and_equals_predicts_masks(r
 DENSE_PRECISIONS = [("detect", "onnx", "int8", ".onnx", "onnxruntime"), ("segment", "ncnn", "fp16", ".param", "ncnn")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task, fmt, precision, suffix, package", DENSE_PRECISIONS)
 def test_a_reduced_precision_dense_export_reports_its_metric_change_on_the_runs_scenes(
         runs, tmp_path, capsys, task, fmt, precision, suffix, package):

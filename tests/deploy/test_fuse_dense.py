@@ -97,6 +97,7 @@ def test_fuse_dense_refuses_other_models():
         fuse_dense(torch.nn.Conv2d(3, 3, 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", [f for f in ("onnx", "executorch", "openvino")])
 @pytest.mark.parametrize("task", ["detect", "segment"])
 def test_fused_dense_exports_pass_parity_against_the_unfused_model(task, fmt, tmp_path, randomized):

@@ -25,6 +25,7 @@ ENGINES = [pytest.param(f, marks=pytest.mark.skipif(not FORMATS[f].installed, re
            for f in ("litert", "mnn")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ENGINES)
 @pytest.mark.parametrize("task", ["detect", "segment"])
 def test_dense_exports_equal_the_unfused_model(task, fmt, tmp_path, randomized):
@@ -42,6 +43,7 @@ def test_dense_exports_equal_the_unfused_model(task, fmt, tmp_path, randomized):
         assert shapes["logits"] == [1, 4, 64, 64]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ENGINES)
 def test_features_only_backbone_gives_its_four_maps(fmt, tmp_path, randomized):
     backbone = randomized(edgenext.create_model("edgenext_xx_small", features_only=True, **SHALLOW))
@@ -80,6 +82,7 @@ def test_int8_is_smaller_and_keeps_the_digits_top1(fmt, digits_64, tmp_path):
         assert "int8" in dtypes, dtypes
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FORMATS["mnn"].installed, reason="MNN is not installed")
 def test_mnn_int8_stores_int8_weights(tmp_path, cached_model, exported):
     model = cached_model("edgenext_xx_small", 10)
