@@ -65,3 +65,34 @@ def digits_model():
     accuracy = top1(model, x_val, y_val)
     assert accuracy > 80.0, f"the digits model did not train ({accuracy:.1f}%)"
     return model, calibration_tensor("digits", DIGITS_SIZE, limit=64, crop_pct=DIGITS_CROP), x_val, y_val, accuracy
+
+
+#: The export parity tests need every kind of block, not EdgeNeXt-XXS's twelve (converters take time per
+#: graph node: ExecuTorch's lowering ~2.5 s per conv encoder, +5 s per SDTA block on 2 cores). With XXS's
+#: sdta_blocks (0, 1, 1, 1) these depths keep stage 1's conv encoder and, in each later stage, a conv
+#: encoder with its own kernel (5x5, 7x7, 9x9; dilated at output stride 16) and an SDTA block.
+SHALLOW_XXS = dict(depths=(1, 2, 2, 2))
+
+
+@pytest.fixture
+def dense_parity_model(randomized):
+    """``build(task) -> (model, input_size)``: a randomised SSDLite on the shallow edgenext_xx_small_bn_hs at
+    96 px (size None: its own) or DeepLabv3 on the shallow edgenext_xx_small at OS 16, exported at 64 px."""
+    from edgenext.dense.deeplabv3 import deeplabv3
+    from edgenext.dense.ssdlite import ssdlite
+
+    def build(task: str):
+        torch.manual_seed(0)
+        if task == "detect":
+            return randomized(ssdlite("edgenext_xx_small_bn_hs", 4, image_size=96, backbone_kwargs=SHALLOW_XXS)), None
+        return randomized(deeplabv3("edgenext_xx_small", 4, output_stride=16, backbone_kwargs=SHALLOW_XXS)), 64
+
+    return build
+
+
+@pytest.fixture
+def shallow_backbone(randomized):
+    """A randomised features_only edgenext_xx_small with ``SHALLOW_XXS``'s depths (its four maps' shapes)."""
+    import edgenext
+
+    return randomized(edgenext.create_model("edgenext_xx_small", features_only=True, **SHALLOW_XXS))

@@ -100,19 +100,10 @@ def test_fuse_dense_refuses_other_models():
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", [f for f in ("onnx", "executorch", "openvino")])
 @pytest.mark.parametrize("task", ["detect", "segment"])
-def test_fused_dense_exports_pass_parity_against_the_unfused_model(task, fmt, tmp_path, randomized):
+def test_fused_dense_exports_pass_parity_against_the_unfused_model(task, fmt, tmp_path, dense_parity_model):
     if not FORMATS[fmt].installed:
         pytest.skip(f"{fmt} is not installed")
-    torch.manual_seed(0)
-    # a shallow backbone (converters take time per block): every block kind is still there, a conv
-    # encoder then an SDTA in stages 3-4, the 7x7 / 9x9 depth-wise convs and stage 4's dilation at OS 16
-    shallow = dict(depths=(1, 1, 2, 2))
-    if task == "detect":
-        model = randomized(ssdlite("edgenext_xx_small_bn_hs", 4, image_size=96, backbone_kwargs=shallow))
-        size = None
-    else:
-        model = randomized(deeplabv3("edgenext_xx_small", 4, output_stride=16, backbone_kwargs=shallow))
-        size = 64
+    model, size = dense_parity_model(task)  # conftest's: every block kind on a shallow backbone
     result = get_task(task).export_model(model, fmt, tmp_path / f"model{FORMATS[fmt].suffix}", input_size=size)
     assert result.max_abs_diff is not None and result.max_abs_diff < DENSE_TOL
     # a mobile runtime's static program is checked at batch 1, the others at 1 and 2 (a dynamic batch)

@@ -5,9 +5,6 @@ fp32 round trip is test_export.py's, which covers every registered format."""
 import pytest
 import torch
 
-import edgenext
-from edgenext.dense.deeplabv3 import deeplabv3
-from edgenext.dense.ssdlite import ssdlite
 from edgenext.deploy import fuse
 from edgenext.deploy.export import export_model, export_network
 from edgenext.deploy.formats import FORMATS
@@ -16,10 +13,6 @@ from edgenext.deploy.precision_accuracy import PrecisionCheck
 from edgenext.tasks import get_task
 
 TOL = 1e-4
-#: A parity test needs every kind of block, not EdgeNeXt-XXS's twelve (the converters' time grows with the
-#: graph): with XXS's sdta_blocks (0, 1, 1, 1) these depths keep stage 1's conv encoder and, in each later
-#: stage, a conv encoder (its own kernel; dilated at output stride 16) and an SDTA block.
-SHALLOW = dict(depths=(1, 2, 2, 2))
 #: LiteRT's converter cannot lower a 1x1 last stage (a 32 px input): its tests use 64 px
 ENGINES = [pytest.param(f, marks=pytest.mark.skipif(not FORMATS[f].installed, reason=f"{f} is not installed"))
            for f in ("litert", "mnn")]
@@ -28,12 +21,8 @@ ENGINES = [pytest.param(f, marks=pytest.mark.skipif(not FORMATS[f].installed, re
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ENGINES)
 @pytest.mark.parametrize("task", ["detect", "segment"])
-def test_dense_exports_equal_the_unfused_model(task, fmt, tmp_path, randomized):
-    torch.manual_seed(0)
-    if task == "detect":
-        model, size = randomized(ssdlite("edgenext_xx_small_bn_hs", 4, image_size=96, backbone_kwargs=SHALLOW)), None
-    else:
-        model, size = randomized(deeplabv3("edgenext_xx_small", 4, output_stride=16, backbone_kwargs=SHALLOW)), 64
+def test_dense_exports_equal_the_unfused_model(task, fmt, tmp_path, dense_parity_model):
+    model, size = dense_parity_model(task)
     result = get_task(task).export_model(model, fmt, tmp_path / f"model{FORMATS[fmt].suffix}", input_size=size)
     assert result.max_abs_diff is not None and result.max_abs_diff < TOL, result.check
     shapes = result.details["shapes"]
@@ -45,8 +34,8 @@ def test_dense_exports_equal_the_unfused_model(task, fmt, tmp_path, randomized):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ENGINES)
-def test_features_only_backbone_gives_its_four_maps(fmt, tmp_path, randomized):
-    backbone = randomized(edgenext.create_model("edgenext_xx_small", features_only=True, **SHALLOW))
+def test_features_only_backbone_gives_its_four_maps(fmt, tmp_path, shallow_backbone):
+    backbone = shallow_backbone
     result = export_network(fuse(backbone, 64), fmt, tmp_path / f"f{FORMATS[fmt].suffix}", input_size=64,
                             output_names=("s1", "s2", "s3", "s4"), reference=backbone)
     assert result.max_abs_diff < TOL, result.check

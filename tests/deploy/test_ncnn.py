@@ -11,7 +11,6 @@ import torch
 pytest.importorskip("ncnn")
 pytest.importorskip("pnnx")
 
-import edgenext  # noqa: E402
 from edgenext.deploy import fuse  # noqa: E402
 from edgenext.deploy.export import export_model, export_network  # noqa: E402
 from edgenext.deploy.formats import FORMATS  # noqa: E402
@@ -20,8 +19,6 @@ from edgenext.deploy.formats.ncnn import (  # noqa: E402
     NcnnRunner, export_ncnn, param_io, unsupported_layers)
 from edgenext.deploy.fusion.channels_first import in_layout  # noqa: E402
 from edgenext.deploy.precision_accuracy import PrecisionCheck  # noqa: E402
-from edgenext.dense.deeplabv3 import deeplabv3  # noqa: E402
-from edgenext.dense.ssdlite import ssdlite  # noqa: E402
 from edgenext.optional import MissingExtraError  # noqa: E402
 from edgenext.tasks import get_task  # noqa: E402
 
@@ -29,11 +26,6 @@ FP32_TOL = 1e-4
 DENSE_TOL = 1e-4  # as tests/deploy/test_fuse_dense.py
 SIZE = 32
 LAYOUTS = ("channels_first", "channels_last")
-#: the dense and features_only exports need every kind of block, not twelve (pnnx's time grows with the
-#: graph): stage 1's conv encoder, then a conv encoder and an SDTA block per stage (XXS's sdta_blocks)
-SHALLOW = dict(depths=(1, 2, 2, 2))
-
-
 def test_ncnn_is_registered_as_an_fp32_multi_output_static_batch_format():
     spec = FORMATS["ncnn"]
     assert (spec.suffix, spec.extra, spec.module) == (".param", "ncnn", "ncnn")
@@ -73,12 +65,8 @@ def test_unfused_classifier_exports_too(tmp_path, cached_model):
 
 
 @pytest.mark.parametrize("task, fused", [("detect", True), ("segment", True), ("detect", False)])
-def test_dense_exports_pass_parity(task, fused, tmp_path, randomized):
-    torch.manual_seed(0)
-    if task == "detect":
-        model, size = randomized(ssdlite("edgenext_xx_small_bn_hs", 4, image_size=96, backbone_kwargs=SHALLOW)), None
-    else:
-        model, size = randomized(deeplabv3("edgenext_xx_small", 4, output_stride=16, backbone_kwargs=SHALLOW)), 64
+def test_dense_exports_pass_parity(task, fused, tmp_path, dense_parity_model):
+    model, size = dense_parity_model(task)
     result = get_task(task).export_model(model, "ncnn", tmp_path / "m.param", input_size=size,
                                           fused=fused)
     assert result.max_abs_diff is not None and result.max_abs_diff < DENSE_TOL, result.check
@@ -95,8 +83,8 @@ def test_dense_exports_pass_parity(task, fused, tmp_path, randomized):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_features_only_backbone_gives_its_four_maps(layout, tmp_path, randomized):
-    backbone = randomized(edgenext.create_model("edgenext_xx_small", features_only=True, **SHALLOW))
+def test_features_only_backbone_gives_its_four_maps(layout, tmp_path, shallow_backbone):
+    backbone = shallow_backbone
     result = export_network(fuse(backbone, 64), "ncnn", tmp_path / "f.param", input_size=64,
                             output_names=("s1", "s2", "s3", "s4"), reference=backbone, layout=layout)
     assert result.max_abs_diff < FP32_TOL, result.check

@@ -27,8 +27,9 @@ def test_wheel_install_trains_from_outside_the_source_tree(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
-    # one process (each pays torch's import): it says where edgenext came from, then trains as `edgenext train`
-    script = "import sys, edgenext; from edgenext.cli.main import main; print(edgenext.__file__); sys.exit(main(sys.argv[1:]))"
+    # one process (each pays torch's import): it says where edgenext came from, then runs the wheel's
+    # __main__ exactly as `python -m edgenext train ...` does
+    script = "import runpy, edgenext; print(edgenext.__file__); runpy.run_module('edgenext', run_name='__main__', alter_sys=True)"
     train = [sys.executable, "-c", script, "train", "--epochs", "1", "--output", "run", "--no-progress",
              "--set", "train_limit=32", "--set", "val_limit=16", "--set", "workers=0", "--set", "plot=false",
              "--set", "tensorboard=false"]
