@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from edgenext.cli.main import main
+from edgenext.cli.main import SUBCOMMANDS, build_parser, main
 from edgenext.constants import PAPER_PARAMS
 
 
@@ -37,4 +37,16 @@ def test_models_lists_variants_and_releases(capsys):
 
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "edgenext", "--help"], capture_output=True, text=True, check=True).stdout
-    assert "profile" in out and "models" in out
+    assert all(name in out for name in SUBCOMMANDS)
+
+
+def test_a_command_line_imports_only_its_subcommand_and_supervise_needs_no_pytorch():
+    # the supervisor is one process per node beside torchrun: it starts in a fraction of a second
+    code = ("import sys; from edgenext.cli.main import main; "
+            "rc = main(['supervise', '--retries', '0', '--', sys.executable, '-c', 'pass']); "
+            "print(rc, 'torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('edgenext.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(maxsplit=2)
+    assert out[:2] == ["0", "False"] and out[2].strip() == "['edgenext.cli.main', 'edgenext.cli.supervise']"
+    # a parser with the named subcommand alone parses its command lines as the full one does
+    argv = ["-v", "profile", "--model", "edgenext_small", "--json"]
+    assert vars(build_parser("profile").parse_args(argv)) == vars(build_parser().parse_args(argv))

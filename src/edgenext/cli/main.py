@@ -5,35 +5,35 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import import_module
 from typing import Optional, Sequence
 
-from . import models as models_cmd
-from . import profile as profile_cmd
-from . import train as train_cmd
-from . import eval as eval_cmd
-from . import predict as predict_cmd
-from . import export as export_cmd
-from . import bench as bench_cmd
-from . import demo as demo_cmd
-from . import shards as shards_cmd
-from . import supervise as supervise_cmd
-from ..train.engine import NonFiniteLossError
+from ..train.errors import NonFiniteLossError
 from ..train.supervise import EXIT_ERROR, EXIT_NONFINITE, tell_supervisor
 
-SUBCOMMANDS = (models_cmd, profile_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd, shards_cmd,
-               supervise_cmd)
+#: the subcommands, in ``--help``'s order: each is the module of that name in this package, with its
+#: ``add_parser(sub)``; a command line imports only its own (``edgenext supervise`` needs no PyTorch)
+SUBCOMMANDS = ("models", "profile", "train", "eval", "predict", "export", "bench", "demo", "shards", "supervise")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``edgenext`` parser with every subcommand, or with ``command``'s alone."""
     parser = argparse.ArgumentParser(
         prog="edgenext",
         description="EdgeNeXt: efficient CNN-Transformer backbones for mobile and edge vision.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in SUBCOMMANDS:
-        module.add_parser(sub)
+    for name in SUBCOMMANDS if command is None else (command,):
+        import_module(f".{name}", __package__).add_parser(sub)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand ``argv`` names (the first word that is not an option: the top level's only option,
+    -v, takes no value), or None when it names none of them (help, a typo: the full parser answers)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in SUBCOMMANDS else None
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -66,7 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run a subcommand; exit codes: 0 done, 2 an error the message explains, 3 the training loss became
     NaN, 130 interrupted. Under ``edgenext supervise``, errors a retry would repeat (a bad argument,
     setting or data set: ``ValueError``; a NaN loss) also tell the supervisor not to retry."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:

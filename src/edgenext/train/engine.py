@@ -14,11 +14,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .distributed import DistInfo, all_reduce_sum
+from .errors import NonFiniteLossError
 from .training_task import TrainingTask
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run stops before the weights are touched."""
 
 
 @dataclass
