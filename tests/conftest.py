@@ -1,4 +1,7 @@
+import json
 import os
+import shutil
+from pathlib import Path
 
 import torch
 
@@ -104,27 +107,59 @@ def cached_model():
     def get(name: str, num_classes: int = 1000):
         key = (name, num_classes)
         if key not in _MODEL_CACHE:
-            _MODEL_CACHE[key] = randomize_(edgenext.create_model(name, num_classes=num_classes), seed=1).eval()
+            with torch.random.fork_rng():  # the same weights in every xdist worker (``exported`` shares files)
+                torch.manual_seed(1)
+                model = edgenext.create_model(name, num_classes=num_classes)
+            _MODEL_CACHE[key] = randomize_(model, seed=1).eval()
         return _MODEL_CACHE[key]
 
     return get
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, cached_model):
+def built_once(tmp_path_factory):
+    """``built_once(name, build)``: the folder ``name`` after ``build(folder)`` ran in it once per test run:
+    whichever xdist worker asks first builds it, the others wait for it and reuse it."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # every worker's base is in it
+
+    def get(name: str, build) -> Path:
+        folder = root / name
+        with FileLock(str(folder) + ".lock"):
+            if not (folder / "done").is_file():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+                build(folder)
+                (folder / "done").write_text("ok")
+        return folder
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def exported(built_once, cached_model):
     """``exported(fmt, name="edgenext_xx_small", input_size=32, **options)``: ``export_model``'s result for
-    ``cached_model(name, 10)``, written once per session into a folder of its own (exports are slow, and
-    several test modules check the same file). Tests must not modify the file."""
+    ``cached_model(name, 10)``, written once per test run into a folder of its own (exports are slow, and
+    several test modules, on either xdist worker, check the same file). Tests must not modify the file."""
     from edgenext.deploy.export import export_model
     from edgenext.deploy.formats import FORMATS
+    from edgenext.deploy.result import ExportResult
 
     cache: dict = {}
 
     def get(fmt: str, name: str = "edgenext_xx_small", input_size: int = 32, **options):
         key = (fmt, name, input_size, tuple(sorted(options.items())))
         if key not in cache:
-            out = tmp_path_factory.mktemp(f"{fmt}-{name}") / f"model{FORMATS[fmt].suffix}"
-            cache[key] = export_model(cached_model(name, 10), fmt, out, input_size=input_size, **options)
+            def build(folder: Path) -> None:
+                out = folder / "file" / f"model{FORMATS[fmt].suffix}"  # alone in its folder, as a user's
+                result = export_model(cached_model(name, 10), fmt, out, input_size=input_size, **options)
+                (folder / "result.json").write_text(json.dumps(result.to_dict()))
+
+            label = "-".join(str(part) for part in (fmt, name, input_size, *(f"{k}={v}" for k, v in key[3])))
+            folder = built_once(f"exported-{label}", build)
+            cache[key] = ExportResult(**json.loads((folder / "result.json").read_text()))
         return cache[key]
 
     return get

@@ -1,5 +1,5 @@
 """Fixtures of the demo tests: small checkpoints of each task, their built sites (built once per test
-run, shared by the xdist workers through a lock), test images made here, the system Chromium driven
+run, shared by the xdist workers: conftest's ``built_once``), test images made here, the system Chromium driven
 by Playwright, and the Python side every browser result is compared with (ONNX Runtime in Python,
 with the evaluation transform of ``edgenext predict``)."""
 
@@ -59,29 +59,6 @@ def browser():
         chromium.close()
 
 
-def _shared_dir(tmp_path_factory, name: str) -> Path:
-    """A folder every xdist worker of this run sees (the base temp's parent when distributed)."""
-    import os
-
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    return root / name
-
-
-def built_once(tmp_path_factory, name: str, build) -> Path:
-    """``build(folder)`` once per test run, whichever worker asks first; the others wait and reuse it."""
-    from filelock import FileLock
-
-    folder = _shared_dir(tmp_path_factory, name)
-    with FileLock(str(folder) + ".lock"):
-        if not (folder / "done").is_file():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            build(folder)
-            (folder / "done").write_text("ok")
-    return folder
-
-
 def save_classifier(path: Path, randomize, seed: int = 3) -> Path:
     """A checkpoint as ``edgenext train`` writes it (run config, class names, weights) of a random tiny classifier."""
     from edgenext.train import TrainConfig, apply_overrides
@@ -119,9 +96,10 @@ def build_task_site(folder: Path, task: str, randomize) -> None:
 
 
 @pytest.fixture(scope="session")
-def task_site(tmp_path_factory, ort_dist, randomize):
-    """``task_site(task)``: the folder of a built site of a small checkpoint of ``task`` (``site/``, ``best.pth``)."""
-    return lambda task: built_once(tmp_path_factory, f"demo-{task}", lambda folder: build_task_site(folder, task, randomize))
+def task_site(built_once, ort_dist, randomize):
+    """``task_site(task)``: the folder of a built site of a small checkpoint of ``task`` (``site/``, ``best.pth``),
+    built once per test run."""
+    return lambda task: built_once(f"demo-{task}", lambda folder: build_task_site(folder, task, randomize))
 
 
 def digit_image(index: int, size: tuple[int, int]) -> Image.Image:
