@@ -46,34 +46,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Test modules with tests marked slow (20-60 s each on 2 cores) run first, shared out among
-    pytest-xdist's workers: the workers then end on short tests, instead of one finishing a minute-long
-    test while another waits.
-
-    The worksteal scheduler hands each of n workers a contiguous share of the list (each in turn
-    ``len(left) // workers_left`` tests) and later moves tests from the end of a busy worker's queue to
-    an idle one. So the modules with slow tests are dealt out whole (a module's fixtures are then built
-    once), those with the most slow tests first, each to the share with the fewest slow tests so far:
-    each share starts with its modules' slow tests, then their other tests, then other modules' tests."""
-    slow = {item: item.get_closest_marker("slow") is not None for item in items}
-    modules: dict = {}
-    for item in items:  # file order within a module
-        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
-    heavy = sorted((m for m in modules.values() if any(slow[i] for i in m)), key=lambda m: -sum(slow[i] for i in m))
-    light = [item for m in modules.values() if not any(slow[i] for i in m) for item in m]
-    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
-    shares: list[list] = [[] for _ in range(workers)]
-    for module in heavy:
-        min(shares, key=lambda share: sum(slow[i] for i in share)).extend(module)
-    ordered, left = [], len(items)
-    for k, share in enumerate(shares):
-        size = left // (workers - k)
-        share.sort(key=lambda item: not slow[item])  # stable
-        fill = max(size - len(share), 0)
-        ordered += share + light[:fill]
-        del light[:fill]
-        left -= size
-    items[:] = ordered + light
+    """The tests marked slow (20-60 s each on 2 cores) run first: pytest-xdist's workers then end on
+    short tests, instead of one worker finishing a minute-long test while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: otherwise in file order
 
 
 @pytest.fixture(scope="session")  # a pure function: session-scoped fixtures (built sites, shared models) use it too
