@@ -121,3 +121,17 @@ def test_the_task_and_format_registries_are_leaves():
     for registry in (f"{PACKAGE}.tasks.registry", f"{PACKAGE}.deploy.formats.registry"):
         assert not {m for m in graph[registry] if m.startswith((f"{PACKAGE}.tasks", f"{PACKAGE}.deploy.formats"))}, \
             graph[registry]
+
+
+def test_every_public_name_of_the_lazy_packages_resolves_to_its_module():
+    # edgenext and edgenext.train import their names on first use: a name in __all__ missing from the
+    # table (or pointing at the wrong module) would fail only when a user first asks for it
+    import importlib
+
+    for package in ("edgenext", "edgenext.train"):
+        module = importlib.import_module(package)
+        names: dict = {}
+        exec(f"from {package} import *", names)
+        assert set(module.__all__) <= names.keys() and set(module._SOURCES) <= set(module.__all__), package
+        for name, source in module._SOURCES.items():
+            assert names[name] is getattr(importlib.import_module(source, package), name), f"{package}.{name}"
