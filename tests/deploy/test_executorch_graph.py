@@ -1,6 +1,7 @@
 """ExecuTorch's graph form: the depth-wise convs larger than 5x5 split into strips of at most 25 taps
 compute the same function as the conv (kernels 7 and 9, dilated or not, both memory formats), in
-a fused EdgeNeXt in both layouts, and lower to XNNPACK with no convolution left outside it."""
+a fused EdgeNeXt in both layouts; LayerNorm and the fused XCA in XNNPACK's ops are the same functions;
+and a block of all three lowers to XNNPACK with nothing left outside it."""
 
 import pytest
 import torch
@@ -10,9 +11,9 @@ import edgenext
 from edgenext.deploy import fuse
 from edgenext.deploy.formats import FORMATS
 from edgenext.deploy.formats._executorch_graph import (
-    MAX_DWCONV_TAPS, TiledDepthwiseConv, executorch_graph_form, is_large_depthwise)
+    MAX_DWCONV_TAPS, TiledDepthwiseConv, XnnpackLayerNorm, XnnpackXCA, executorch_graph_form, is_large_depthwise)
 from edgenext.deploy.fusion.channels_first import LAYOUTS, in_layout, written_module
-from edgenext.deploy.fusion.modules import LastAxisConv
+from edgenext.deploy.fusion.modules import FusedXCA, LastAxisConv
 
 TOL = 1e-5
 
@@ -75,16 +76,71 @@ def test_graph_form_of_a_fused_model_is_the_same_function(layout):
             assert (got - want).abs().max() <= TOL
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_xnnpack_layernorm_is_the_layernorm(affine):
+    torch.manual_seed(0)
+    norm = nn.LayerNorm(24, eps=1e-6, elementwise_affine=affine).eval()
+    if affine:
+        nn.init.normal_(norm.weight)
+        nn.init.normal_(norm.bias)
+    x = torch.randn(2, 5, 7, 24) * 3 + 1
+    with torch.no_grad():
+        assert (XnnpackLayerNorm(norm)(x) - norm(x)).abs().max() <= TOL
+    with pytest.raises(ValueError, match="last axis"):
+        XnnpackLayerNorm(nn.LayerNorm((4, 24)))
+
+
+def _fused_xca(channels=24, heads=3):
+    torch.manual_seed(1)
+    return FusedXCA(nn.Linear(channels, 3 * channels), torch.rand(heads, 1, 1) + 0.5, nn.Linear(channels, channels),
+                    heads).eval()
+
+
+def test_xnnpack_xca_is_the_fused_xca():
+    xca = _fused_xca()
+    x = torch.randn(2, 35, 24)
+    with torch.no_grad():
+        assert (XnnpackXCA(xca)(x) - xca(x)).abs().max() <= TOL
+
+
+def test_the_graph_form_rewrites_the_norms_and_the_xcas_of_a_fused_model_only():
+    fused = fuse(edgenext.create_model("edgenext_xx_small").eval())
+    form = executorch_graph_form(fused)
+    norms = sum(type(m) is nn.LayerNorm for m in fused.modules())
+    assert norms > 0 and sum(isinstance(m, XnnpackLayerNorm) for m in form.modules()) == norms
+    assert sum(isinstance(m, XnnpackXCA) for m in form.modules()) == 3  # one SDTA block in stages 2-4
+    assert not any(type(m) is nn.LayerNorm or isinstance(m, FusedXCA) for m in form.modules())
+    # a subclass has a forward of its own (the unfused model's LayerNorm2d): it stays
+    unfused = edgenext.create_model("edgenext_xx_small").eval()
+    kept = [m for m in executorch_graph_form(unfused).modules() if isinstance(m, nn.LayerNorm) and type(m) is not nn.LayerNorm]
+    assert kept
+
+
+class _Tokens(nn.Module):
+    """A fused block's ops in ExecuTorch's graph form: a tiled dilated 9x9 depth-wise conv, a LayerNorm and
+    an XCA, on a ``(B, H, W, C)`` map as the fused model runs them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = LastAxisConv(TiledDepthwiseConv(_conv(9, 2, channels=24)))
+        self.norm = XnnpackLayerNorm(nn.LayerNorm(24))
+        self.xca = XnnpackXCA(_fused_xca())
+
+    def forward(self, x):
+        y = self.norm(self.conv(x))
+        B, H, W, C = y.shape
+        return self.xca(y.reshape(B, H * W, C))
+
+
 @pytest.mark.slow  # importing ExecuTorch's lowering
-def test_tiled_conv_lowers_entirely_to_xnnpack():
+def test_the_graph_form_lowers_entirely_to_xnnpack():
     pytest.importorskip("executorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    module = LastAxisConv(TiledDepthwiseConv(_conv(9, 2))).eval()  # (B, H, W, C), as the fused model runs it
-    x = torch.randn(1, 10, 10, 12)
+    x = torch.randn(1, 10, 10, 24)
     with torch.no_grad():
-        program = torch.export.export(module, (x,), strict=False)
+        program = torch.export.export(_Tokens().eval(), (x,), strict=False)
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     ops = [str(n.target) for n in edge.exported_program().graph.nodes if n.op == "call_function"]
     assert ops and all("executorch_call_delegate" in op or "getitem" in op for op in ops), ops

@@ -1,6 +1,6 @@
-"""Large depth-wise convolutions rewritten into ones XNNPACK runs with its depth-wise kernels.
+"""ExecuTorch's graph form: the ops XNNPACK's delegate would leave out, rewritten into ones it runs.
 
-XNNPACK's f32 depth-wise microkernels take at most 25 taps (5x5): ExecuTorch's XNNPACK delegate
+Large depth-wise convolutions, into ones XNNPACK runs with its depth-wise kernels. XNNPACK's f32 depth-wise microkernels take at most 25 taps (5x5): ExecuTorch's XNNPACK delegate
 runs a larger depth-wise conv (EdgeNeXt's 7x7 and 9x9 conv encoders) as a grouped IGEMM, one
 group per channel, 29-33% of the whole run of EdgeNeXt-XXS and -S (benchmarks/results.md,
 "ExecuTorch (XNNPACK), per operator"). A ``kh x kw`` depth-wise conv is the sum of depth-wise convs
@@ -13,16 +13,28 @@ conv, ETDump, batch 1): 7x7 88 channels 16x16 3.5-4.2x faster, 9x9 168/304 chann
 these strips beat a 5x5 + 5x2 + 2x5 + 2x2 grid (2.6-2.8x) and column strips (3.5x); a strip of more
 than 25 taps (7x7 as 4 + 3 rows) falls back to IGEMM. Each strip's weight is its own parameter,
 sliced once here: a weight sliced in the graph keeps the conv out of XNNPACK.
-``executorch_graph_form`` swaps every such ``nn.Conv2d`` in a module on a copy.
+
+LayerNorm and the XCA's L2 norms: XNNPACK's partitioner takes neither ``native_layer_norm`` nor a sum
+over the channels, and the XCA's 4-D matmuls broadcast through ``expand`` copies it leaves out too,
+so the shallow fused DeepLabv3 lowered as 25 delegate calls with portable kernels between them
+(XXS at 256 px: 30). ``XnnpackLayerNorm`` and ``XnnpackXCA`` compute the same functions from ops
+it takes (2 delegate calls), and EdgeNeXt-XXS runs 1.15-1.3x faster in ExecuTorch (measured per
+call, batch 1, 256 px: 12.9-14.8 ms -> 10.1-12.6 ms on 2 AVX2 cores).
+
+``executorch_graph_form`` swaps every such module in a module on a copy.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# F.normalize's guard, as the fused XCA keeps it
+_NORMALIZE_EPS = 1e-12
 
 #: the most taps of a depth-wise kernel XNNPACK's f32 DWConv microkernels take (5x5)
 MAX_DWCONV_TAPS = 25
@@ -88,17 +100,98 @@ class TiledDepthwiseConv(nn.Module):
                 f"padding={self.padding}, strips={[s.kernel_size for s in self.strips]}")
 
 
+
+
+class XnnpackLayerNorm(nn.Module):
+    """An ``nn.LayerNorm`` over the last axis from ops XNNPACK's delegate takes.
+
+    ExecuTorch's XNNPACK partitioner has no LayerNorm and no reduction over the channels, so every
+    LayerNorm ran as a portable kernel between two delegate calls (14 of the shallow DeepLabv3's 25
+    partitions). Here the mean and the variance are products with a constant ``1/C`` column (a
+    one-output fully connected layer); the rest is subtract, multiply, ``rsqrt`` and the affine."""
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        if len(norm.normalized_shape) != 1:
+            raise ValueError(f"XnnpackLayerNorm normalises the last axis only, got {norm}")
+        channels = norm.normalized_shape[0]
+        self.eps = norm.eps
+        self.average = nn.Parameter(torch.full((1, channels), 1.0 / channels), requires_grad=False)
+        affine = norm.weight is not None
+        self.weight = nn.Parameter(norm.weight.detach().clone(), requires_grad=False) if affine else None
+        self.bias = nn.Parameter(norm.bias.detach().clone(), requires_grad=False) if norm.bias is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - F.linear(x, self.average)
+        y = centred * torch.rsqrt(F.linear(centred * centred, self.average) + self.eps)
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+
+class XnnpackXCA(nn.Module):
+    """The fused XCA (``FusedXCA``) from ops XNNPACK's delegate takes: ``qkv`` a fully connected layer
+    on the tokens, q, k and v channel slices of its transpose, the squared L2 norms over the tokens a
+    global average pool (times N), and the two products 3-D batched matmuls (a 4-D ``@`` would
+    broadcast through ``expand`` copies, which stay outside the delegate)."""
+
+    def __init__(self, xca: nn.Module) -> None:
+        super().__init__()
+        self.num_heads = xca.num_heads
+        out_features, in_features = xca.qkv_weight.shape
+        self.qkv = nn.Linear(in_features, out_features).requires_grad_(False)
+        with torch.no_grad():
+            self.qkv.weight.copy_(xca.qkv_weight)
+            self.qkv.bias.copy_(xca.qkv_bias[:, 0])
+        self.temperature = nn.Parameter(xca.temperature.detach().clone(), requires_grad=False)  # (heads, 1, 1)
+        self.proj = xca.proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        h, c = self.num_heads, C // self.num_heads
+        qkv = self.qkv(x).transpose(1, 2)  # (B, 3C, N)
+        q, k, v = qkv[:, :C], qkv[:, C : 2 * C], qkv[:, 2 * C :]
+        # |q| over the tokens: mean of squares over a (B, C, N, 1) map's last two axes, times N (a float:
+        # an int becomes an int64 constant whose cast to float stays outside the delegate)
+        tokens = float(N)
+        q_norm = torch.sqrt((q * q).reshape(B, C, N, 1).mean((2, 3), keepdim=True) * tokens).clamp_min(_NORMALIZE_EPS)
+        k_norm = torch.sqrt((k * k).reshape(B, C, N, 1).mean((2, 3), keepdim=True) * tokens).clamp_min(_NORMALIZE_EPS)
+        logits = torch.bmm(q.reshape(B * h, c, N), k.reshape(B * h, c, N).transpose(1, 2)).reshape(B, h, c, c)
+        logits = logits * (self.temperature / (q_norm.reshape(B, h, c, 1) * k_norm.reshape(B, h, 1, c)))
+        out = torch.bmm(logits.softmax(dim=-1).reshape(B * h, c, c), v.reshape(B * h, c, N))  # (B*h, c, N)
+        return self.proj(out.reshape(B, C, N).transpose(1, 2))  # (B, N, C)
+
+
+def _form_of(module: nn.Module) -> Optional[type]:
+    """The module ``executorch_graph_form`` puts in place of ``module`` (None: it stays). Exact types:
+    a subclass (timm's LayerNorm2d, Conv2dSame) has a forward of its own."""
+    from ..fusion.modules import FusedXCA  # NOTE: lazy: the fusion package imports the formats' registry
+
+    if is_large_depthwise(module):
+        return TiledDepthwiseConv
+    if type(module) is nn.LayerNorm and len(module.normalized_shape) == 1:
+        return XnnpackLayerNorm
+    if type(module) is FusedXCA:
+        return XnnpackXCA
+    return None
+
+
 def executorch_graph_form(module: nn.Module) -> nn.Module:
     """``module`` with every large depth-wise ``nn.Conv2d`` (``is_large_depthwise``) as a
-    ``TiledDepthwiseConv``, same weights, same function, on a copy; a module without any is
-    returned as it is (so applying it twice is applying it once)."""
-    if is_large_depthwise(module):
-        return TiledDepthwiseConv(module).eval()
-    if not any(is_large_depthwise(m) for m in module.modules()):
+    ``TiledDepthwiseConv``, every last-axis ``nn.LayerNorm`` as an ``XnnpackLayerNorm`` and every
+    fused XCA as an ``XnnpackXCA``: same weights, same function, on a copy. A module without any
+    is returned as it is (so applying it twice is applying it once)."""
+    form = _form_of(module)
+    if form is not None:
+        return form(module).eval()
+    if not any(_form_of(m) is not None for m in module.modules()):
         return module
     out = copy.deepcopy(module)
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
-            if is_large_depthwise(child):
-                setattr(parent, name, TiledDepthwiseConv(child).eval())
+            form = _form_of(child)
+            if form is not None:
+                setattr(parent, name, form(child).eval())
     return out

@@ -2,8 +2,9 @@
 fp32 or int8 (the PT2E flow with XNNPACK's quantiser, per-channel symmetric int8, then lowered
 like the fp32 program), and the Python runtime runner used to check it. Before writing, ``graph_form``
 (``_executorch_graph.executorch_graph_form``) splits the depth-wise convs larger than 5x5 (EdgeNeXt's
-7x7 and 9x9) into strips XNNPACK runs with its depth-wise kernels instead of a grouped IGEMM (fp32 only:
-XNNPACK rejects the strips' zero pad in the int8 program)."""
+7x7 and 9x9) into strips XNNPACK runs with its depth-wise kernels instead of a grouped IGEMM, and writes
+LayerNorm and the XCA in ops XNNPACK's delegate takes, so that the whole network is two delegate calls
+instead of thirty (fp32 only: XNNPACK rejects the strips' zero pad in the int8 program)."""
 
 from __future__ import annotations
 
