@@ -1,7 +1,7 @@
 """Dense fusion: batch-1 latency of SSDLite- and DeepLabv3-EdgeNeXt unfused, ``fuse_dense``d
 (channels-last backbone) and fused with the channels-first backbone the ONNX / OpenVINO exports
-write, in eager PyTorch, ONNX Runtime and OpenVINO; the forms timed in this one process, in turn
-per round.
+write, in eager PyTorch, ONNX Runtime and OpenVINO (``--runtimes``: ExecuTorch too, each form in its graph
+form as the export writes it); the forms timed in this one process, in turn per round.
 
     python benchmarks/dense_fusion.py                  # EdgeNeXt-S: SSDLite at 320, DeepLabv3 at 512, 2 threads
     python benchmarks/dense_fusion.py --backbone edgenext_xx_small --rounds 3
@@ -38,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds; each times both forms")
     p.add_argument("--calls", type=int, default=8, help="timed calls per form and round, after warm-up")
+    p.add_argument("--runtimes", default="onnx,openvino",
+                   help="comma-separated export formats to time besides eager (default onnx,openvino; executorch "
+                        "takes minutes per lowering)")
     return p.parse_args(argv)
 
 
@@ -66,10 +69,13 @@ def _compare(label: str, calls_by_form: list[Callable], x: torch.Tensor, rounds:
 def _runners(fmt: str, forms: dict[str, torch.nn.Module], size: int, names: tuple[str, ...], tmp: str,
              threads: int) -> list[Callable]:
     spec = FORMATS[fmt]
+    form = spec.graph_form_for("fp32")  # the engine's graph form, as an export writes every module
     out = []
     for key, module in forms.items():
-        path = spec.writer(module, Path(tmp) / f"{key}{spec.suffix}", input_size=(size, size), batch=None,
-                           precision="fp32", calibration=None, output_names=names)
+        module = module if form is None else form(module)
+        path = spec.writer(module, Path(tmp) / f"{key}{spec.suffix}", input_size=(size, size),
+                           batch=1 if spec.static_batch else None, precision="fp32", calibration=None,
+                           output_names=names)
         out.append(spec.runner(path, threads=threads, precision="fp32").outputs)
     return out
 
@@ -92,7 +98,7 @@ def main(argv=None) -> None:
             forms = {"unfused": model, "fused": fused, "first": in_layout(fused, "channels_first")}
             x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
             print(_compare(f"{label}, eager", list(forms.values()), x, args.rounds, args.calls), flush=True)
-            for fmt in ("onnx", "openvino"):
+            for fmt in args.runtimes.split(","):
                 if FORMATS[fmt].installed:
                     runners = _runners(fmt, forms, size, names, tmp, args.threads)
                     print(_compare(f"{label}, {fmt}", runners, x, args.rounds, args.calls), flush=True)
