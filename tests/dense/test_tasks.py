@@ -96,6 +96,7 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, task):
         (dict(data=str(tmp_path / "missing")), "no such file or folder"),
         (dict(backbone_weights=str(tmp_path / "nope.pth")), "no such file"),
         (dict(num_classes=3), "the data has 11 classes"),
+        (dict(model_kwargs={"depths": [1, 1, 1, 1]}), r"model_kwargs=.*task_kwargs"),  # would build without them
     ):
         cfg = config(tmp_path, task, **overrides)
         with pytest.raises(ValueError, match=message):

@@ -280,6 +280,10 @@ class _DenseTask(TrainingTask):
         if not _is_digits(cfg) and cfg.train_dir is None and not shards:
             _check_paths(cfg, ("data",))
         check_weight_files(cfg, ("finetune", "backbone_weights"))
+        if cfg.model_kwargs:  # the classifier's EdgeNeXt options: a dense network would build without them
+            raise ValueError(f"model_kwargs={cfg.model_kwargs}: options of the classifier, which --task {self.name} "
+                             "does not read; give the backbone's in task_kwargs, e.g. --set \"task_kwargs={backbone_kwargs: "
+                             "{depths: [1, 1, 2, 2]}}\"")
         if not self.takes_coco_supplement:
             refuse_keys(cfg, ("coco_supplement",), f"COCO images added to a VOC segmentation training set: a setting "
                         f"of --task segment, which --task {self.name} does not read")
