@@ -11,10 +11,8 @@ interleaved in the same process (ExecuTorch's runtime, ``--threads`` threads), m
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
@@ -27,24 +25,17 @@ import edgenext
 from edgenext.deploy import fuse
 from edgenext.deploy.formats._executorch_graph import TiledDepthwiseConv, executorch_graph_form, is_large_depthwise
 from edgenext.deploy.formats.executorch import _set_threads, export_program, lower_to_xnnpack
+from edgenext.hardware import cpu_flags, cpu_name
 
 
 def tiled_only(module: nn.Module) -> nn.Module:
     """The graph form before the LayerNorm / XCA rewrite: only the large depth-wise convs as strips."""
-    out = copy.deepcopy(module)
-    for parent in list(out.modules()):
-        for name, child in list(parent.named_children()):
-            if is_large_depthwise(child):
-                setattr(parent, name, TiledDepthwiseConv(child).eval())
-    return out
+    return executorch_graph_form(module, lambda m: TiledDepthwiseConv if is_large_depthwise(m) else None)
 
 
 def machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in lscpu.splitlines() if line.startswith("Flags")), [])
-    isa = sorted(f for f in flags if f.startswith(("avx2", "avx512", "amx", "avx_vnni", "fma")))
-    return f"{model}; {' '.join(isa)}; torch {torch.__version__}"
+    isa = sorted(f for f in cpu_flags() if f.startswith(("avx2", "avx512", "amx", "avx_vnni", "fma")))
+    return f"{cpu_name()}; {' '.join(isa)}; torch {torch.__version__}"
 
 
 def main() -> None:

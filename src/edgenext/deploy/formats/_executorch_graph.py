@@ -1,7 +1,7 @@
 """ExecuTorch's graph form: the ops XNNPACK's delegate would leave out, rewritten into ones it runs.
 
-Large depth-wise convolutions, into ones XNNPACK runs with its depth-wise kernels. XNNPACK's f32 depth-wise microkernels take at most 25 taps (5x5): ExecuTorch's XNNPACK delegate
-runs a larger depth-wise conv (EdgeNeXt's 7x7 and 9x9 conv encoders) as a grouped IGEMM, one
+Large depth-wise convolutions, into ones XNNPACK runs with its depth-wise kernels. XNNPACK's f32
+depth-wise microkernels take at most 25 taps (5x5): ExecuTorch's XNNPACK delegate runs a larger depth-wise conv (EdgeNeXt's 7x7 and 9x9 conv encoders) as a grouped IGEMM, one
 group per channel, 29-33% of the whole run of EdgeNeXt-XXS and -S (benchmarks/results.md,
 "ExecuTorch (XNNPACK), per operator"). A ``kh x kw`` depth-wise conv is the sum of depth-wise convs
 over horizontal strips of its kernel, each applied to the rows of the zero-padded input it
@@ -18,8 +18,8 @@ LayerNorm and the XCA's L2 norms: XNNPACK's partitioner takes neither ``native_l
 over the channels, and the XCA's 4-D matmuls broadcast through ``expand`` copies it leaves out too,
 so the shallow fused DeepLabv3 lowered as 25 delegate calls with portable kernels between them
 (XXS at 256 px: 30). ``XnnpackLayerNorm`` and ``XnnpackXCA`` compute the same functions from ops
-it takes (2 delegate calls), and EdgeNeXt-XXS runs 1.15-1.3x faster in ExecuTorch (measured per
-call, batch 1, 256 px: 12.9-14.8 ms -> 10.1-12.6 ms on 2 AVX2 cores).
+it takes (2 delegate calls): EdgeNeXt-XXS and -S run 1.31x and 1.32x faster at 2 threads, 1.06x and
+1.13x at 1 thread (batch 1, 256 px; ``benchmarks/executorch_graph_form.py``, results.md).
 
 ``executorch_graph_form`` swaps every such module in a module on a copy.
 """
@@ -27,14 +27,11 @@ call, batch 1, 256 px: 12.9-14.8 ms -> 10.1-12.6 ms on 2 AVX2 cores).
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-# F.normalize's guard, as the fused XCA keeps it
-_NORMALIZE_EPS = 1e-12
 
 #: the most taps of a depth-wise kernel XNNPACK's f32 DWConv microkernels take (5x5)
 MAX_DWCONV_TAPS = 25
@@ -85,7 +82,7 @@ class TiledDepthwiseConv(nn.Module):
             self.strips.append(strip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (ph, pw), (dh, dw) = self.padding, self.dilation
+        (ph, pw), (dh, _) = self.padding, self.dilation
         height = x.shape[-2] + 2 * ph - dh * (self.kernel_size[0] - 1)  # the output's rows
         padded = F.pad(x, (pw, pw, ph, ph))
         out = None
@@ -100,6 +97,8 @@ class TiledDepthwiseConv(nn.Module):
                 f"padding={self.padding}, strips={[s.kernel_size for s in self.strips]}")
 
 
+def _frozen(tensor: torch.Tensor) -> nn.Parameter:
+    return nn.Parameter(tensor.detach().clone(), requires_grad=False)
 
 
 class XnnpackLayerNorm(nn.Module):
@@ -116,10 +115,9 @@ class XnnpackLayerNorm(nn.Module):
             raise ValueError(f"XnnpackLayerNorm normalises the last axis only, got {norm}")
         channels = norm.normalized_shape[0]
         self.eps = norm.eps
-        self.average = nn.Parameter(torch.full((1, channels), 1.0 / channels), requires_grad=False)
-        affine = norm.weight is not None
-        self.weight = nn.Parameter(norm.weight.detach().clone(), requires_grad=False) if affine else None
-        self.bias = nn.Parameter(norm.bias.detach().clone(), requires_grad=False) if norm.bias is not None else None
+        self.average = _frozen(torch.full((1, channels), 1.0 / channels))
+        self.weight = None if norm.weight is None else _frozen(norm.weight)
+        self.bias = None if norm.bias is None else _frozen(norm.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - F.linear(x, self.average)
@@ -138,28 +136,32 @@ class XnnpackXCA(nn.Module):
     broadcast through ``expand`` copies, which stay outside the delegate)."""
 
     def __init__(self, xca: nn.Module) -> None:
+        from ..fusion.modules import _NORMALIZE_EPS
+
         super().__init__()
         self.num_heads = xca.num_heads
+        self.eps = _NORMALIZE_EPS  # F.normalize's guard, as the fused XCA keeps it
         out_features, in_features = xca.qkv_weight.shape
         self.qkv = nn.Linear(in_features, out_features).requires_grad_(False)
-        with torch.no_grad():
-            self.qkv.weight.copy_(xca.qkv_weight)
-            self.qkv.bias.copy_(xca.qkv_bias[:, 0])
-        self.temperature = nn.Parameter(xca.temperature.detach().clone(), requires_grad=False)  # (heads, 1, 1)
+        self.qkv.weight, self.qkv.bias = _frozen(xca.qkv_weight), _frozen(xca.qkv_bias[:, 0])
+        self.temperature = _frozen(xca.temperature)  # (heads, 1, 1)
         self.proj = xca.proj
+
+    def _token_norm(self, t: torch.Tensor) -> torch.Tensor:
+        """``|t|`` over the tokens of ``(B, C, N)``, as ``(B, C, 1, 1)``: the mean of squares over a
+        ``(B, C, N, 1)`` map's last two axes (a global average pool), times N as a float (an int becomes
+        an int64 constant whose cast to float stays outside the delegate)."""
+        B, C, N = t.shape
+        return torch.sqrt((t * t).reshape(B, C, N, 1).mean((2, 3), keepdim=True) * float(N)).clamp_min(self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
         h, c = self.num_heads, C // self.num_heads
         qkv = self.qkv(x).transpose(1, 2)  # (B, 3C, N)
         q, k, v = qkv[:, :C], qkv[:, C : 2 * C], qkv[:, 2 * C :]
-        # |q| over the tokens: mean of squares over a (B, C, N, 1) map's last two axes, times N (a float:
-        # an int becomes an int64 constant whose cast to float stays outside the delegate)
-        tokens = float(N)
-        q_norm = torch.sqrt((q * q).reshape(B, C, N, 1).mean((2, 3), keepdim=True) * tokens).clamp_min(_NORMALIZE_EPS)
-        k_norm = torch.sqrt((k * k).reshape(B, C, N, 1).mean((2, 3), keepdim=True) * tokens).clamp_min(_NORMALIZE_EPS)
         logits = torch.bmm(q.reshape(B * h, c, N), k.reshape(B * h, c, N).transpose(1, 2)).reshape(B, h, c, c)
-        logits = logits * (self.temperature / (q_norm.reshape(B, h, c, 1) * k_norm.reshape(B, h, 1, c)))
+        norms = self._token_norm(q).reshape(B, h, c, 1) * self._token_norm(k).reshape(B, h, 1, c)
+        logits = logits * (self.temperature / norms)
         out = torch.bmm(logits.softmax(dim=-1).reshape(B * h, c, c), v.reshape(B * h, c, N))  # (B*h, c, N)
         return self.proj(out.reshape(B, C, N).transpose(1, 2))  # (B, N, C)
 
@@ -167,7 +169,7 @@ class XnnpackXCA(nn.Module):
 def _form_of(module: nn.Module) -> Optional[type]:
     """The module ``executorch_graph_form`` puts in place of ``module`` (None: it stays). Exact types:
     a subclass (timm's LayerNorm2d, Conv2dSame) has a forward of its own."""
-    from ..fusion.modules import FusedXCA  # NOTE: lazy: the fusion package imports the formats' registry
+    from ..fusion.modules import FusedXCA  # NOTE: lazy, as ncnn's form: registering the formats loads no fusion code
 
     if is_large_depthwise(module):
         return TiledDepthwiseConv
@@ -178,20 +180,21 @@ def _form_of(module: nn.Module) -> Optional[type]:
     return None
 
 
-def executorch_graph_form(module: nn.Module) -> nn.Module:
+def executorch_graph_form(module: nn.Module, form_of: Callable[[nn.Module], Optional[type]] = _form_of) -> nn.Module:
     """``module`` with every large depth-wise ``nn.Conv2d`` (``is_large_depthwise``) as a
     ``TiledDepthwiseConv``, every last-axis ``nn.LayerNorm`` as an ``XnnpackLayerNorm`` and every
     fused XCA as an ``XnnpackXCA``: same weights, same function, on a copy. A module without any
-    is returned as it is (so applying it twice is applying it once)."""
-    form = _form_of(module)
+    is returned as it is (so applying it twice is applying it once). ``form_of``: which module
+    replaces which (a benchmark's subset of the rewrites)."""
+    form = form_of(module)
     if form is not None:
         return form(module).eval()
-    if not any(_form_of(m) is not None for m in module.modules()):
+    if not any(form_of(m) is not None for m in module.modules()):
         return module
     out = copy.deepcopy(module)
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
-            form = _form_of(child)
+            form = form_of(child)
             if form is not None:
                 setattr(parent, name, form(child).eval())
     return out
