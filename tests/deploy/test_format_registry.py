@@ -104,3 +104,34 @@ def test_an_unsupported_precision_fails_before_any_work(tmp_path, capsys, monkey
     assert all(name in writers for name in ("onnx", "executorch", "openvino")), err
     assert [name for name in PRECISIONS if name != "fp32"] == ["fp16", "bf16", "int8"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writers_run_with_fewer_garbage_collections_and_the_collector_is_restored(tmp_path):
+    import gc
+
+    from edgenext.deploy.export import export_model
+    from edgenext.deploy.formats.registry import CONVERTER_GC_THRESHOLD
+
+    seen = []
+
+    def writer(model, output, **options):
+        seen.append(gc.get_threshold())
+        if options["precision"] == "fp16":
+            raise RuntimeError("the converter failed")
+        return _write_exported_program(model, output, **options)
+
+    fmt = register(ExportFormat("gc-pt2", ".pt2", None, "torch", writer, _ExportedProgramRunner,
+                                precisions=("fp32", "fp16")))
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        model = edgenext.create_model("edgenext_xx_small", num_classes=10, depths=(1, 1, 1, 1))
+        result = export_model(model, fmt.name, tmp_path / "m.pt2", input_size=32)
+        assert result.max_abs_diff < 1e-4
+        with pytest.raises(RuntimeError, match="the converter failed"):
+            fmt.write(model, tmp_path / "f.pt2", input_size=(32, 32), batch=1, precision="fp16")
+        assert [t[0] for t in seen] == [CONVERTER_GC_THRESHOLD] * 2 and all(t[1:] == before[1:] for t in seen)
+        assert gc.get_threshold() == (700, *before[1:])  # as it was, after a success and after a failure
+    finally:
+        gc.set_threshold(*before)
+        unregister(fmt.name)

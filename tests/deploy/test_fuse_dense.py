@@ -97,8 +97,11 @@ def test_fuse_dense_refuses_other_models():
         fuse_dense(torch.nn.Conv2d(3, 3, 1))
 
 
+#: ONNX Runtime is not here: tests/dense/test_export_bench.py exports a fused detector and segmenter to
+#: ONNX (full-depth edgenext_xx_small), checks them against the unfused models at batch 1 and 2, and that
+#: no BatchNorm is left in the graph; a second pair of ONNX exports would prove nothing more
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", [f for f in ("onnx", "executorch", "openvino")])
+@pytest.mark.parametrize("fmt", ["executorch", "openvino"])
 @pytest.mark.parametrize("task", ["detect", "segment"])
 def test_fused_dense_exports_pass_parity_against_the_unfused_model(task, fmt, tmp_path, dense_parity_model):
     if not FORMATS[fmt].installed:
@@ -108,8 +111,3 @@ def test_fused_dense_exports_pass_parity_against_the_unfused_model(task, fmt, tm
     assert result.max_abs_diff is not None and result.max_abs_diff < DENSE_TOL
     # a mobile runtime's static program is checked at batch 1, the others at 1 and 2 (a dynamic batch)
     assert result.details["batches"] == ([1] if FORMATS[fmt].static_batch else [1, 2])
-    if fmt == "onnx":
-        import onnx
-
-        ops = {node.op_type for node in onnx.load(result.path).graph.node}
-        assert "BatchNormalization" not in ops  # the heads' BatchNorms were folded, not exported

@@ -136,8 +136,8 @@ def _export(spec: CandidateSpec, module: nn.Module, path: Path, batch: int,
         raise ValueError(f"{spec.runtime} runs in PyTorch: there is no file to export")
     static = batch if fmt.static_batch else None
     module = written_module(fmt, module, spec.precision)  # as edgenext export writes it
-    fmt.writer(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
-               calibration=calibration, **_output_names(spec))
+    fmt.write(module, path, input_size=spec.input_size, batch=static, precision=spec.precision,
+              calibration=calibration, **_output_names(spec))
 
 
 def time_candidate(spec: dict[str, Any]) -> dict[str, Any]:

@@ -184,8 +184,8 @@ def _write(request: ExportRequest, graph: ExportGraph, output: Path, size: HW,
     names = {"output_names": graph.output_names} if request.multi_output else {}
     start = time.perf_counter()
     module = written_module(request.format, graph.module, request.precision, request.written_layout)
-    path = request.format.writer(module, output, input_size=size, batch=request.batch,
-                                 precision=request.precision, calibration=calibration, **names)
+    path = request.format.write(module, output, input_size=size, batch=request.batch,
+                                precision=request.precision, calibration=calibration, **names)
     return Path(path), time.perf_counter() - start
 
 

@@ -10,11 +10,13 @@ imports none of those packages (``importlib.util.find_spec``, not an import).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -23,6 +25,27 @@ from ..parity import HW
 
 #: every precision some format writes; fp32 is every format's default
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+#: allocations between two collections of the garbage collector's youngest generation while a converter
+#: runs (CPython's default: 700)
+CONVERTER_GC_THRESHOLD = 100_000
+
+
+@contextlib.contextmanager
+def fewer_collections(threshold: int = CONVERTER_GC_THRESHOLD) -> Iterator[None]:
+    """The cyclic garbage collector's youngest generation collected every ``threshold`` allocations
+    (never more often than it was) until the block ends, then as before.
+
+    The converters (torch.export, the ONNX exporter, ExecuTorch's and LiteRT's lowerings) build and
+    rewrite graphs of millions of short-lived Python objects: at CPython's default the collector ran
+    828 times in one EdgeNeXt-XXS ONNX export and 2,445 times in its ExecuTorch lowering, 8-9% of
+    their time (1.2 s of 13.4 s and 3.3 s of 42.5 s on a 2-core AVX2 EPYC); at 100,000, 5 times (0.2 s).
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(threshold, old[0]), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 class Writer(Protocol):
     """Writes ``model`` to ``output`` in ``precision`` (one of the format's ``precisions``, already
@@ -102,6 +125,12 @@ class ExportFormat:
         if unknown:
             raise ValueError(f"export format {self.name!r}: unknown precisions {sorted(unknown)}; "
                              f"known: {', '.join(PRECISIONS)}")
+
+    def write(self, model: nn.Module, output: Path, **options: Any) -> Path:
+        """``writer(model, output, **options)``, the garbage collector running less often meanwhile
+        (``fewer_collections``): how ``export_model`` and the bench write every file."""
+        with fewer_collections():
+            return self.writer(model, output, **options)
 
     def graph_form_for(self, precision: str) -> Optional[Callable[[nn.Module], nn.Module]]:
         """The rewrite the module written at ``precision`` goes through, or None."""
