@@ -1,6 +1,7 @@
 """fuse for features_only backbones (output stride 32 / 16 / 8) and fuse_dense for SSDLite and
 DeepLabv3: the same outputs as the training models, and fused dense exports that pass parity
-against the unfused model in every runtime that runs here."""
+against the unfused model in ExecuTorch and OpenVINO (ONNX Runtime: tests/dense/test_export_bench.py;
+LiteRT and MNN: test_litert_mnn.py; ncnn: test_ncnn.py)."""
 
 import pytest
 import torch

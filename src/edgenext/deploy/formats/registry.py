@@ -47,6 +47,7 @@ def fewer_collections(threshold: int = CONVERTER_GC_THRESHOLD) -> Iterator[None]
     finally:
         gc.set_threshold(*old)
 
+
 class Writer(Protocol):
     """Writes ``model`` to ``output`` in ``precision`` (one of the format's ``precisions``, already
     validated; int8 calibrates on ``calibration``, ``(N, C, H, W)`` images normalised like the
