@@ -45,6 +45,45 @@ def pytest_configure(config):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+#: converters whose first call in a process pays seconds of set-up: ExecuTorch builds XNNPACK's pattern graphs
+#: (~12 s), Core ML imports what it converts from (~10 s), LiteRT ~4 s. Tests whose name (parameters included)
+#: names one form its group, and so do the modules in ``MODULE_GROUPS``.
+WARM_UP_GROUPS = ("executorch", "coreml", "litert")
+MODULE_GROUPS = {"tests/deploy/test_executorch_graph.py": "executorch"}
+#: modules whose module-scoped fixture takes seconds (a bench run, training runs, dense exports): each is a
+#: group, so that one worker builds the fixture once
+SHARED_FIXTURE_MODULES = ("tests/bench/test_bench.py", "tests/train/test_cluster.py", "tests/train/test_fit_resume.py",
+                          "tests/dense/test_export_bench.py", "tests/dense/test_inference.py",
+                          "tests/demo/test_browser_parity.py")
+
+
+def xdist_group(nodeid: str) -> str | None:
+    """The group of the test ``nodeid`` (``tests/...py::name[params]``), or None."""
+    path, _, name = nodeid.partition("::")
+    if path in MODULE_GROUPS:
+        return MODULE_GROUPS[path]
+    if path in SHARED_FIXTURE_MODULES:
+        return path
+    return next((group for group in WARM_UP_GROUPS if group in name.lower()), None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (pyproject's addopts) as this suite needs it: each ``xdist_group`` runs on one
+    worker, which pays its set-up once; every other test goes to whichever worker is nearly out of work.
+    (pytest-xdist's own loadgroup reads ``xdist_group`` marks, which it can no longer attach to the test ids
+    under pytest 9.2: every test would be a group of its own.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     """The tests marked slow (20-60 s each on 2 cores) run first: pytest-xdist's workers then end on
     short tests, instead of one worker finishing a minute-long test while the other waits."""
@@ -75,16 +114,16 @@ _MODEL_CACHE: dict = {}
 
 @pytest.fixture(scope="session")
 def cached_model():
-    """A randomised eval-mode model per (variant, num_classes), built once per session.
-    Tests must not modify it."""
+    """``cached_model(name, num_classes=1000, **model_kwargs)``: a randomised eval-mode model per
+    (variant, num_classes, model_kwargs), built once per session. Tests must not modify it."""
     import edgenext
 
-    def get(name: str, num_classes: int = 1000):
-        key = (name, num_classes)
+    def get(name: str, num_classes: int = 1000, **model_kwargs):
+        key = (name, num_classes, tuple(sorted(model_kwargs.items())))
         if key not in _MODEL_CACHE:
             with torch.random.fork_rng():  # the same weights in every xdist worker (``exported`` shares files)
                 torch.manual_seed(1)
-                model = edgenext.create_model(name, num_classes=num_classes)
+                model = edgenext.create_model(name, num_classes=num_classes, **model_kwargs)
             _MODEL_CACHE[key] = randomize_(model, seed=1).eval()
         return _MODEL_CACHE[key]
 
@@ -115,24 +154,29 @@ def built_once(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(built_once, cached_model):
-    """``exported(fmt, name="edgenext_xx_small", input_size=32, **options)``: ``export_model``'s result for
-    ``cached_model(name, 10)``, written once per test run into a folder of its own (exports are slow, and
-    several test modules, on either xdist worker, check the same file). Tests must not modify the file."""
+    """``exported(fmt, name="edgenext_xx_small", input_size=32, model_kwargs=None, **options)``:
+    ``export_model``'s result for ``cached_model(name, 10, **model_kwargs)``, written once per test run into a
+    folder of its own (exports are slow, and several test modules, on either xdist worker, check the same
+    file). Tests must not modify the file."""
     from edgenext.deploy.export import export_model
     from edgenext.deploy.formats import FORMATS
     from edgenext.deploy.result import ExportResult
 
     cache: dict = {}
 
-    def get(fmt: str, name: str = "edgenext_xx_small", input_size: int = 32, **options):
-        key = (fmt, name, input_size, tuple(sorted(options.items())))
+    def get(fmt: str, name: str = "edgenext_xx_small", input_size: int = 32, model_kwargs=None, **options):
+        model_kwargs = model_kwargs or {}
+        key = (fmt, name, input_size, tuple(sorted(options.items())), tuple(sorted(model_kwargs.items())))
         if key not in cache:
             def build(folder: Path) -> None:
                 out = folder / "file" / f"model{FORMATS[fmt].suffix}"  # alone in its folder, as a user's
-                result = export_model(cached_model(name, 10), fmt, out, input_size=input_size, **options)
+                model = cached_model(name, 10, **model_kwargs)
+                result = export_model(model, fmt, out, input_size=input_size, **options)
                 (folder / "result.json").write_text(json.dumps(result.to_dict()))
 
-            label = "-".join(str(part) for part in (fmt, name, input_size, *(f"{k}={v}" for k, v in key[3])))
+            settings = (*(f"{k}={v}" for k, v in key[3]), *(f"{k}={v}" for k, v in key[4]))
+            label = "-".join(str(part) for part in (fmt, name, input_size, *settings))
+            label = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)  # a tuple's brackets, spaces
             folder = built_once(f"exported-{label}", build)
             cache[key] = ExportResult(**json.loads((folder / "result.json").read_text()))
         return cache[key]

@@ -88,10 +88,8 @@ def test_a_dropped_digit_gets_the_top5_of_edgenext_predict(digits_run, ort_dist,
     page.screenshot(path=str(demo_kit.screenshots / "classify.png"))
 
 
-def test_the_page_fits_a_phone_width_screen(digits_run, ort_dist, served, open_page, demo_kit, tmp_path):
-    from edgenext.demo import build_site
-
-    site = build_site(tmp_path / "site", weights=digits_run).folder
+def test_the_page_fits_a_phone_width_screen(task_site, served, open_page, demo_kit, tmp_path):
+    site = task_site("classify") / "site"  # conftest's tiny classifier site, built once per run
     digit = demo_kit.write_png(demo_kit.digit_image(8, (64, 64)), tmp_path / "digit8.png")
     page = open_page(served(site), width=390, height=844)
     page.set_input_files("#files", [str(digit)])

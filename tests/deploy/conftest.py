@@ -30,9 +30,22 @@ def train_tiny_digits(side: int, depths, dims, epochs: int = 2, sdta_blocks=(0, 
 
 
 @pytest.fixture(scope="session")
-def tiny_digits():
-    """``train_tiny_digits``, for test modules (they cannot import this conftest)."""
-    return train_tiny_digits
+def tiny_digits(built_once):
+    """``tiny_digits(side, depths, dims, epochs=2, sdta_blocks=(0, 1, 1, 1))``: ``train_tiny_digits``'s result,
+    trained once per test run: whichever xdist worker asks first trains and saves the weights, the other
+    loads them (the same model on both, and the seconds of training paid once)."""
+
+    def get(side: int, depths, dims, epochs: int = 2, sdta_blocks=(0, 1, 1, 1)):
+        label = "-".join("x".join(str(v) for v in part) for part in (depths, dims, sdta_blocks))
+        folder = built_once(f"digits-{side}px-{epochs}ep-{label}", lambda out: torch.save(
+            train_tiny_digits(side, depths, dims, epochs, sdta_blocks)[0].state_dict(), out / "model.pth"))
+        model = EdgeNeXt(depths=depths, dims=dims, heads=(2, 2, 2, 2), num_classes=10, sdta_blocks=sdta_blocks)
+        model.load_state_dict(torch.load(folder / "model.pth", weights_only=True))
+        x_train, _ = digits_tensors("train", side, crop_pct=DIGITS_CROP)
+        x_val, y_val = digits_tensors("val", side, crop_pct=DIGITS_CROP)
+        return model.eval(), x_train, x_val, y_val
+
+    return get
 
 
 @pytest.fixture
@@ -56,12 +69,12 @@ def randomized(randomize):
 
 
 @pytest.fixture(scope="session")
-def digits_model():
+def digits_model(tiny_digits):
     """``(model, calibration, x_val, y_val, fp32_top1)``: a small EdgeNeXt trained for a few
     seconds on scikit-learn's digits (32x32 RGB), its calibration images (training split) and
     the validation split. One SDTA block (stage 2's, with the positional encoding), conv encoders
     elsewhere: each SDTA block costs ExecuTorch's int8 lowering about 15 s on 2 cores."""
-    model, _, x_val, y_val = train_tiny_digits(DIGITS_SIZE, (1, 1, 2, 1), (16, 32, 48, 64), sdta_blocks=(0, 1, 0, 0))
+    model, _, x_val, y_val = tiny_digits(DIGITS_SIZE, (1, 1, 2, 1), (16, 32, 48, 64), sdta_blocks=(0, 1, 0, 0))
     accuracy = top1(model, x_val, y_val)
     assert accuracy > 80.0, f"the digits model did not train ({accuracy:.1f}%)"
     return model, calibration_tensor("digits", DIGITS_SIZE, limit=64, crop_pct=DIGITS_CROP), x_val, y_val, accuracy

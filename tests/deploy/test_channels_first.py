@@ -123,7 +123,7 @@ def test_layout_can_be_chosen_per_export(cached_model, tmp_path, capsys):
     # picks, in the CLI (export_model(layout=...) underneath; an export that fails parity exits non-zero)
     from edgenext.cli.main import main
 
-    assert main(["export", "--model", "edgenext_xx_small", "--format", "onnx", "--input-size", "64",
+    assert main(["export", "--model", "edgenext_xx_small", "--format", "onnx", "--input-size", "64", "--batch", "1",
                  "--layout", "channels_last", "--output", str(tmp_path / "m.onnx"), "--json"]) == 0
     assert _layout_transposes(onnx.load(str(tmp_path / "m.onnx")).graph.node)
     assert json.loads(capsys.readouterr().out)["max_abs_diff"] < TOL

@@ -108,7 +108,10 @@ def test_fused_dense_exports_pass_parity_against_the_unfused_model(task, fmt, tm
     if not FORMATS[fmt].installed:
         pytest.skip(f"{fmt} is not installed")
     model, size = dense_parity_model(task)  # conftest's: every block kind on a shallow backbone
-    result = get_task(task).export_model(model, fmt, tmp_path / f"model{FORMATS[fmt].suffix}", input_size=size)
+    # OpenVINO converts a symbolic batch in twice the time: its dynamic batch is the segmenter's to check
+    batch = 1 if (task, fmt) == ("detect", "openvino") else None
+    result = get_task(task).export_model(model, fmt, tmp_path / f"model{FORMATS[fmt].suffix}", input_size=size,
+                                         batch=batch)
     assert result.max_abs_diff is not None and result.max_abs_diff < DENSE_TOL
     # a mobile runtime's static program is checked at batch 1, the others at 1 and 2 (a dynamic batch)
-    assert result.details["batches"] == ([1] if FORMATS[fmt].static_batch else [1, 2])
+    assert result.details["batches"] == ([1] if FORMATS[fmt].static_batch or batch else [1, 2])
