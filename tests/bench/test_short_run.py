@@ -16,7 +16,7 @@ from edgenext.bench.peak import DEFAULT_SIZE, gemm_peaks, onnxruntime_gemm_peak
 from edgenext.bench.progress import PhaseProgress
 from edgenext.bench.run import SLOW_TO_PREPARE, TIMINGS_FILE, bench_settings, run_bench
 from edgenext.cli.main import main
-from edgenext.optional import is_installed
+from edgenext.deploy.formats.registry import is_present
 from edgenext.tasks.efficiency import bench_plan
 
 MACHINE = {"cpu": "test CPU", "gemm_peak_gflops": {"fp32": 10.0}}
@@ -122,13 +122,24 @@ def test_a_model_whose_export_worker_dies_keeps_its_other_candidates(monkeypatch
     assert len(fake.prepared[0]) == 3 and [len(p) for p in fake.prepared[1:4]] == [1, 1, 1]
 
 
-def test_a_quick_run_prepares_every_model_in_one_worker_and_falls_back_to_one_per_model(monkeypatch, tmp_path):
+def test_a_quick_run_prepares_every_model_in_one_worker_and_falls_back_to_one_per_model(monkeypatch, tmp_path,
+                                                                                         caplog):
     settings = bench_settings(models=("edgenext_xx_small",), peers=("mobilevit_xxs",), runtimes=("eager", "onnxruntime"),
                               peer_runtimes=("eager",), batches=(1,), input_size=32, precisions=("fp32",), quick=True)
     fake = CountingWorkers()
-    monkeypatch.setattr(run_mod, "run_isolated", fake)
-    rows = run_bench(settings, workdir=tmp_path, machine=MACHINE)
+    clock = [1000.0]  # the progress's clock: the one export worker takes 40 s
+
+    def slow_worker(target, kwargs, **options):
+        clock[0] += 40.0 if target.endswith(":prepare") else 0.0
+        return fake(target, kwargs, **options)
+
+    monkeypatch.setattr("edgenext.bench.progress.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_mod, "run_isolated", slow_worker)
+    with caplog.at_level(logging.INFO, logger="edgenext"):
+        rows = run_bench(settings, workdir=tmp_path, machine=MACHINE)
     assert len(fake.prepared) == 1 and len(fake.prepared[0]) == 5  # 3 models, 5 candidates: one worker
+    # its time counts in the exports' progress, which says how the models were written
+    assert "exports: 3/3 models, 40s elapsed, about 0s left (last: all 3 models in one worker)" in caplog.text
     assert all(r["madds"] == 1_000_000 and r["latency_ms_median"] == 2.0 for r in rows) and len(rows) == 5
     # that worker dies: each model gets its own, and only the dying candidate's model loses its export
     bad = "timm/edgenext_xx_small/onnxruntime/fp32"
@@ -175,7 +186,7 @@ def test_a_onednn_cap_below_bf16_means_no_native_bf16(monkeypatch, cap, native):
     assert have is native and (native or "ONEDNN_MAX_CPU_ISA" in why)
 
 
-@pytest.mark.skipif(not is_installed("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not is_present("onnxruntime"), reason="onnxruntime is not installed")
 def test_the_fp32_peak_also_asks_onnxruntime():
     # MKL takes its AVX2 path on AMD CPUs: torch.mm alone would understate the peak there
     assert onnxruntime_gemm_peak(size=64, repeats=2, threads=1) > 0

@@ -5,6 +5,7 @@ fp32 round trip is test_export.py's, which covers every registered format."""
 import pytest
 import torch
 
+import edgenext
 from edgenext.deploy import fuse
 from edgenext.deploy.export import export_model, export_network
 from edgenext.deploy.formats import FORMATS
@@ -34,8 +35,9 @@ def test_dense_exports_equal_the_unfused_model(task, fmt, tmp_path, dense_parity
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ENGINES)
-def test_features_only_backbone_gives_its_four_maps(fmt, tmp_path, shallow_backbone):
-    backbone = shallow_backbone
+def test_features_only_backbone_gives_its_four_maps(fmt, tmp_path, randomized):
+    # one block per stage: the four maps are this test's subject (every block kind is the dense tests')
+    backbone = randomized(edgenext.create_model("edgenext_xx_small", features_only=True, depths=(1, 1, 1, 1)))
     result = export_network(fuse(backbone, 64), fmt, tmp_path / f"f{FORMATS[fmt].suffix}", input_size=64,
                             output_names=("s1", "s2", "s3", "s4"), reference=backbone)
     assert result.max_abs_diff < TOL, result.check

@@ -22,6 +22,7 @@ from edgenext.deploy.precision_accuracy import (
 from edgenext.deploy.export import export_model
 from edgenext.deploy.formats import FORMATS, PRECISIONS
 from edgenext.deploy.request import precision_unavailable, validate_export
+from edgenext.deploy.formats.registry import is_present
 from edgenext.optional import is_installed
 
 SIZE = 32
@@ -32,7 +33,7 @@ MIN_AGREEMENT = 90.0
 
 
 def _installed(*modules):
-    missing = [m for m in modules if not is_installed(m)]
+    missing = [m for m in modules if not is_present(m)]  # found, not imported: collection stays light
     return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed")
 
 
@@ -287,7 +288,7 @@ def test_cli_names_the_writers_of_a_dense_precision_a_format_lacks(tmp_path, cap
 
 
 @pytest.mark.slow
-@_installed("onnxruntime")
+@_installed("onnxruntime", "ncnn")
 def test_cli_int8_of_a_digits_checkpoint_reports_the_top1_change(tmp_path, tiny_config, capsys, image_folder):
     from edgenext.tasks import fit
 
@@ -300,6 +301,9 @@ def test_cli_int8_of_a_digits_checkpoint_reports_the_top1_change(tmp_path, tiny_
     acc = result["accuracy"]
     assert result["precision"] == "int8" and acc["agreement_images"] == 360  # the digits validation split
     assert acc["digits_top1_change"] == pytest.approx(acc["digits_top1_export"] - acc["digits_top1_fp32"])
-    assert main(args + ["--agreement-images", str(image_folder)]) == 0
+    # --agreement-images, and the report printed as text: on ncnn's fp16 (a reduced precision in 2 s, not 8)
+    fp16 = ["export", "--weights", str(best), "--format", "ncnn", "--output", str(tmp_path / "m.param"),
+            "--precision", "fp16", "--agreement-images", str(image_folder)]
+    assert main(fp16) == 0
     text = capsys.readouterr().out
-    assert "top-1 on the digits validation split" in text and f"of 16 images ({image_folder})" in text
+    assert "fp16 top-1 on the digits validation split" in text and f"of 16 images ({image_folder})" in text

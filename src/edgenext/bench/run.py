@@ -313,19 +313,21 @@ def _prepare(specs: list[CandidateSpec], absent: dict, s: BenchSettings) -> dict
     log.info("phase 1/2: exports of %d models (%d exported candidates; files already in the work folder are reused)",
              len(groups), files)
     results: dict[CandidateSpec, dict] = {}
-    if s.quick and len(todo) > 1:
-        # a quick run spends more on starting workers than on its exports: one worker writes every model's
-        # (exports are not timed); should it fail, each model gets its own worker below
-        every = [sp for group in todo.values() for sp in group]
-        try:
-            results.update(zip(every, _run_prepare(every, s)))
-        except IsolatedError as err:
-            log.warning("preparing every model in one worker failed: %s; one worker per model instead",
-                        _isolated_message(err))
     with PhaseProgress(len(groups), "exports", "model") as bar:
+        if s.quick and len(todo) > 1:
+            # a quick run spends more on starting workers than on its exports: one worker writes every model's
+            # (exports are not timed); should it fail, each model gets its own worker below
+            every = [sp for group in todo.values() for sp in group]
+            bar.set_postfix_str(f"all {len(todo)} models in one worker")
+            try:
+                results.update(zip(every, _run_prepare(every, s)))
+            except IsolatedError as err:
+                log.warning("preparing every model in one worker failed: %s; one worker per model instead",
+                            _isolated_message(err))
+            if results:
+                bar.update(len(todo))
         for key, group in todo.items():
             if all(sp in results for sp in group):
-                bar.update()
                 continue
             bar.set_postfix_str(f"{key[1]}/{key[2]}")
             try:
