@@ -16,7 +16,6 @@ from edgenext.bench.timing import Timing, time_calls, time_interleaved
 from edgenext.bench.worker import prepare, time_candidate
 from edgenext.cli.main import main
 from edgenext.deploy.formats import FORMATS
-from edgenext.deploy.formats.registry import is_present
 from edgenext.optional import is_installed
 
 KEYS = {"model", "impl", "runtime", "precision", "batch", "latency_ms_median", "latency_ms_p10", "latency_ms_p90",
@@ -24,7 +23,7 @@ KEYS = {"model", "impl", "runtime", "precision", "batch", "latency_ms_median", "
         "input_size"}
 
 
-RUNTIMES = ["eager"] + (["onnxruntime"] if is_present("onnxruntime") else [])
+RUNTIMES = ["eager"] + (["onnxruntime"] if FORMATS["onnx"].installed else [])
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def test_bench_quick_json_has_every_row(quick_bench):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not is_present("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not FORMATS["onnx"].installed, reason="onnxruntime is not installed")
 def test_exports_are_written_once_then_only_loaded(quick_bench):
     work = quick_bench[2] / "work"
     spec = CandidateSpec("edgenext_xx_small", "ours", "onnxruntime", input_size=(32, 64), threads=1,

@@ -16,7 +16,7 @@ from edgenext.bench.peak import DEFAULT_SIZE, gemm_peaks, onnxruntime_gemm_peak
 from edgenext.bench.progress import PhaseProgress
 from edgenext.bench.run import SLOW_TO_PREPARE, TIMINGS_FILE, bench_settings, run_bench
 from edgenext.cli.main import main
-from edgenext.deploy.formats.registry import is_present
+from edgenext.deploy.formats import FORMATS
 from edgenext.tasks.efficiency import bench_plan
 
 MACHINE = {"cpu": "test CPU", "gemm_peak_gflops": {"fp32": 10.0}}
@@ -186,7 +186,7 @@ def test_a_onednn_cap_below_bf16_means_no_native_bf16(monkeypatch, cap, native):
     assert have is native and (native or "ONEDNN_MAX_CPU_ISA" in why)
 
 
-@pytest.mark.skipif(not is_present("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not FORMATS["onnx"].installed, reason="onnxruntime is not installed")
 def test_the_fp32_peak_also_asks_onnxruntime():
     # MKL takes its AVX2 path on AMD CPUs: torch.mm alone would understate the peak there
     assert onnxruntime_gemm_peak(size=64, repeats=2, threads=1) > 0

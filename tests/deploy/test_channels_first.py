@@ -21,7 +21,6 @@ from edgenext.deploy.fusion.channels_first import (
 )
 from edgenext.dense.deeplabv3 import deeplabv3
 from edgenext.dense.ssdlite import SSDLiteRaw, ssdlite
-from edgenext.deploy.formats.registry import is_present
 
 TOL = 1e-4
 #: the permutations between NCHW and NHWC: what a channels-last graph has around every depth-wise conv
@@ -72,7 +71,7 @@ def test_in_layout_rewrites_fused_classifiers_only(cached_model):
     assert {FORMATS[name].layout for name in ("onnx", "openvino")} == {"channels_first"}
 
 
-@pytest.mark.skipif(not is_present("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not FORMATS["onnx"].installed, reason="onnxruntime is not installed")
 def test_the_onnx_export_writes_the_channels_first_graph_and_passes_parity(exported):
     # conftest's session export: the fp32 file test_export.py round-trips (ONNX's default layout)
     result = exported("onnx", "edgenext_xx_small", input_size=32)
@@ -117,7 +116,7 @@ def test_onnx_int8_is_written_channels_last_and_fp32_channels_first():
     assert FORMATS["onnx"].layout_for("fp32") == "channels_first" == FORMATS["openvino"].layout_for("int8")
 
 
-@pytest.mark.skipif(not is_present("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not FORMATS["onnx"].installed, reason="onnxruntime is not installed")
 def test_layout_can_be_chosen_per_export(cached_model, tmp_path, capsys):
     # ONNX Runtime: channels-first is faster at batch 32, channels-last at batch 1 on EdgeNeXt-S: the user
     # picks, in the CLI (export_model(layout=...) underneath; an export that fails parity exits non-zero)

@@ -6,7 +6,7 @@ import torch
 from edgenext.data import DigitsDataset, eval_transform_factory, load_image
 from edgenext.deploy import fuse
 from edgenext.deploy.calibration import calibration_tensor, top1
-from edgenext.deploy.formats.registry import is_present
+from edgenext.deploy.formats import FORMATS
 
 SIZE = 32
 CROP = 1.0  # the digits recipe's evaluation crop: the whole digit
@@ -15,7 +15,7 @@ CROP = 1.0  # the digits recipe's evaluation crop: the whole digit
 MARGIN = 2.0
 
 
-@pytest.mark.skipif(not is_present("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.skipif(not FORMATS["onnx"].installed, reason="onnxruntime is not installed")
 def test_onnxruntime_static_int8_keeps_accuracy(digits_model, tmp_path):
     """Static QDQ (the default, dynamic int8, and the other runtimes: test_precision.py)."""
     import onnx
