@@ -35,9 +35,13 @@ def test_models_lists_variants_and_releases(capsys):
     assert all(r["params"] == PAPER_PARAMS[r["name"]] for r in rows)
 
 
-def test_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "edgenext", "--help"], capture_output=True, text=True, check=True).stdout
-    assert all(name in out for name in SUBCOMMANDS)
+def test_console_script_help_lists_every_command_without_the_image_pipelines_imports():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "edgenext", "--help"], capture_output=True, text=True,
+                          check=True)
+    assert all(name in done.stdout for name in SUBCOMMANDS)
+    # torchvision and timm come with the data pipeline (seconds on a small CPU): the help and the parsers need neither
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" in imported and not {"torchvision", "timm"} & imported
 
 
 def test_a_command_line_imports_only_its_subcommand_and_supervise_needs_no_pytorch():

@@ -70,6 +70,28 @@ def test_onnx_graph_is_dynamic_batch_and_new_opset(exported):
     assert out.shape == (5, 10)
 
 
+@_installed("onnx")
+def test_runners_keep_to_omp_num_threads_unless_told_otherwise(exported, monkeypatch):
+    """A runtime that does not read OMP_NUM_THREADS (ONNX Runtime: one thread per core) still keeps to it
+    when it is set, as PyTorch does: two processes sharing the cores do not each start one per core."""
+    from edgenext.deploy.formats.onnx import OnnxRunner
+    from edgenext.deploy.formats.registry import runner_threads
+
+    path = exported("onnx", "edgenext_xx_small", input_size=SIZE).path
+
+    def session_threads(**kwargs) -> int:
+        return OnnxRunner(path, **kwargs).session.get_session_options().intra_op_num_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert runner_threads() == 3 and runner_threads(2) == 2
+    assert session_threads() == 3 and session_threads(threads=2) == 2
+    for unset in ("", "0", "two"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert runner_threads() is None
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert runner_threads() is None and session_threads() == 0  # 0: ONNX Runtime's own choice
+
+
 def test_parity_failure_is_loud(tmp_path, cached_model):
     model = cached_model("edgenext_xx_small", 10)
 

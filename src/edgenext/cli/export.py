@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 
 from ..deploy.formats import FORMATS, MULTI_OUTPUT_FORMATS, PRECISIONS, format_names
-from ..deploy.export import DEFAULT_CALIBRATION_IMAGES
+# NOTE: not from deploy.export, which imports the calibration data's torchvision and timm (seconds before --help)
+from ..deploy.formats._int8 import DEFAULT_CALIBRATION_IMAGES
 from ..deploy.request import validate_export
 from ..tasks import resolve_task
 from .options import FROM_WEIGHTS, add_input_size, add_model_args, add_task

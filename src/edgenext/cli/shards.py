@@ -6,7 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..data.shard_writer import write_shards
 from ..tasks import get_task
 from .options import add_task
 
@@ -47,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.shard_writer import write_shards  # NOTE: lazy: the data pipeline imports torchvision and timm
+
     if len(args.paths) > 2:
         raise ValueError(f"edgenext shards takes SRC DST (or DST alone with --train-images ...), got {len(args.paths)} paths")
     args.source, dst = (args.paths[0], Path(args.paths[1])) if len(args.paths) == 2 else (None, Path(args.paths[0]))

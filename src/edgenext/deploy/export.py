@@ -24,6 +24,7 @@ from torch import nn
 from ..constants import DEFAULT_PRETRAINED_CFG
 from ..models.edgenext import InputSize, input_hw
 from .calibration import calibration_tensor
+from .formats._int8 import DEFAULT_CALIBRATION_IMAGES
 from .fusion import fuse
 from .fusion.channels_first import written_module
 from .parity import FP32_TOLERANCE, HW, as_outputs, example_images, example_input, max_abs_diff
@@ -34,8 +35,6 @@ from .result import ExportResult, ParityError, size_bytes
 __all__ = ["DEFAULT_CALIBRATION_IMAGES", "ExportResult", "ParityError", "export_model", "export_network",
            "size_bytes"]
 
-#: calibration images of an int8 export when none are given (the digits training split)
-DEFAULT_CALIBRATION_IMAGES = 128
 #: the batch sizes a dynamic-batch network export is checked at (one, and more than one, image)
 DYNAMIC_CHECK_BATCHES = (1, 2)
 #: a dynamic-batch classifier is checked at a batch it was not traced at

@@ -15,7 +15,6 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .calibration import calibration_tensor, digits_tensors
 from .parity import HW
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
@@ -150,6 +149,10 @@ def precision_check(
     """The images to measure an export on at ``size``, preprocessed with ``settings``: the
     folder ``agreement_images`` (else the digits validation images) and, when ``digits_run`` is
     the run config of a digits model, its validation split (its storage size and split)."""
+    # NOTE: lazy: the image pipeline imports torchvision and timm, seconds that `edgenext --help` and `edgenext
+    # demo` (whose site writer reads this module) would pay at start
+    from .calibration import calibration_tensor, digits_tensors
+
     kwargs = dict(crop_pct=settings.crop_pct, interpolation=settings.interpolation, mean=settings.mean,
                   std=settings.std)
     digits = digits_tensors("val", size, **kwargs, **digits_storage(digits_run)) if digits_run is not None else None

@@ -11,6 +11,8 @@ import torch
 
 #: images per forward pass while calibrating (PT2E, NNCF)
 CALIBRATION_BATCH = 32
+#: calibration images of an int8 export when none are given (the digits training split)
+DEFAULT_CALIBRATION_IMAGES = 128
 
 
 def require_calibration(calibration: torch.Tensor | None, what: str) -> torch.Tensor:

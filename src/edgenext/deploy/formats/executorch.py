@@ -21,7 +21,7 @@ from ...optional import require
 from ..parity import HW, example_input
 from ._executorch_graph import executorch_graph_form
 from ._int8 import CALIBRATION_BATCH, require_calibration
-from .registry import ExportFormat, register
+from .registry import ExportFormat, register, runner_threads
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class ExecuTorchRunner:
         require("executorch", EXTRA, "the ExecuTorch runtime")
         from executorch.runtime import Runtime
 
+        threads = runner_threads(threads)
         if threads:
             _set_threads(threads)
         self.program = Runtime.get().load_program(str(path))

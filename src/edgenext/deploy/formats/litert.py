@@ -28,7 +28,7 @@ from torch import nn
 from ...optional import require
 from ..parity import HW, example_input
 from ._int8 import CALIBRATION_BATCH, require_calibration
-from .registry import ExportFormat, register
+from .registry import ExportFormat, register, runner_threads
 
 EXTRA = "litert"
 
@@ -156,7 +156,7 @@ class LiteRTRunner:
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, precision: str = "fp32") -> None:
         require("ai_edge_litert", EXTRA, "LiteRT inference")  # NOTE: first the package: its submodule may be loaded
         lite = require("ai_edge_litert.interpreter", EXTRA, "LiteRT inference")
-        self.interpreter = lite.Interpreter(model_path=str(path), num_threads=threads or None)
+        self.interpreter = lite.Interpreter(model_path=str(path), num_threads=runner_threads(threads))
         self.runner = self.interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         if len(details) != 1:

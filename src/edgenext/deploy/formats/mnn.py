@@ -14,7 +14,6 @@ of a logging SDK at import (and downgraded protobuf here): never import ``MNN.to
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib
 import os
 import sys
@@ -28,7 +27,7 @@ from torch import nn
 
 from ...optional import require
 from ..parity import HW
-from .registry import ExportFormat, register
+from .registry import ExportFormat, register, runner_threads
 
 EXTRA = "mnn"
 #: the runtime's precision mode, for both file precisions: fp32 arithmetic (int8 is weight-only)
@@ -101,7 +100,7 @@ class MNNRunner:
         import MNN.nn as mnn_nn
 
         self._expr = expr
-        config = {"backend": "CPU", "precision": PRECISION_MODE, "numThread": threads or 1}
+        config = {"backend": "CPU", "precision": PRECISION_MODE, "numThread": runner_threads(threads) or 1}
         self.runtime = mnn_nn.create_runtime_manager((config,))
         with _stdout_to_stderr():
             self.net = mnn_nn.load_module_from_file(str(path), [], [], runtime_manager=self.runtime)

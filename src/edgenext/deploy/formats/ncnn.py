@@ -35,7 +35,7 @@ from torch import nn
 
 from ...optional import require
 from ..parity import HW, example_input
-from .registry import ExportFormat, register
+from .registry import ExportFormat, register, runner_threads
 
 EXTRA = "ncnn"
 #: what the writer and the runner offer (see the module docstring for what fp16 computes where)
@@ -179,6 +179,7 @@ class NcnnRunner:
         self._ncnn = ncnn
         self.net = ncnn.Net()
         opt = self.net.opt
+        threads = runner_threads(threads)
         if threads:
             opt.num_threads = threads
         opt.use_vulkan_compute = False

@@ -24,7 +24,7 @@ from torch import nn
 from ...optional import is_installed, require
 from ..parity import HW, example_input
 from ._int8 import require_calibration
-from .registry import ExportFormat, register
+from .registry import ExportFormat, register, runner_threads
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ class OnnxRunner:
         ort = require("onnxruntime", EXTRA, "ONNX Runtime inference")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = runner_threads(threads)
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1

@@ -22,7 +22,7 @@ from torch import nn
 from ...optional import require
 from ..parity import HW, example_input
 from ._int8 import CALIBRATION_BATCH, require_calibration, static_batches
-from .registry import ExportFormat, register
+from .registry import ExportFormat, register, runner_threads
 
 EXTRA = "openvino"
 #: the CPU plugin's INFERENCE_PRECISION_HINT per precision; int8 keeps its non-quantised ops in f32
@@ -100,6 +100,7 @@ class OpenVinoRunner:
                  precision: str = "fp32") -> None:
         ov = require("openvino", EXTRA, "OpenVINO inference")
         config: dict = {"INFERENCE_PRECISION_HINT": _HINTS[precision]}
+        threads = runner_threads(threads)
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(str(path), device, config)

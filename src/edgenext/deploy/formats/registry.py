@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -61,10 +62,21 @@ class Runner(Protocol):
     """A file loaded in its runtime: ``runner(path, threads=..., precision=...)(x)`` returns the
     first output (a classifier's logits); for ``multi_output`` formats ``.outputs(x)`` returns
     all of them. ``precision`` is the file's (OpenVINO: the inference precision hint it compiles
-    with), already validated."""
+    with), already validated. ``threads=None``: ``runner_threads``' choice."""
 
     def __call__(self, path: Path, *, threads: Optional[int] = None,
                  precision: str = "fp32") -> Callable[[torch.Tensor], torch.Tensor]: ...
+
+
+def runner_threads(threads: Optional[int] = None) -> Optional[int]:
+    """The threads a runner computes with: ``threads`` when given; else ``OMP_NUM_THREADS`` where the
+    environment sets it, the budget PyTorch keeps to (ONNX Runtime, OpenVINO, XNNPACK and ncnn do not read
+    it, and would each start one thread per core beside a process that was given a share of them); else
+    None, the runtime's own default."""
+    if threads:
+        return threads
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def runs_on_any_machine() -> bool:
