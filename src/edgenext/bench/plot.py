@@ -79,6 +79,8 @@ def published_top1(model: str) -> Optional[tuple[float, str]]:
 
 def metric_label(models: Sequence[str]) -> str:
     """The accuracy axis' label for ``models``: a dense task's metric, else ImageNet top-1."""
+    if all(m in PUBLISHED_TOP1 for m in models):  # classifiers: no need to import the dense package's data sets
+        return IMAGENET_LABEL
     dense = dense_published()
     return next((dense[m][2] for m in models if m in dense), IMAGENET_LABEL)
 
