@@ -92,6 +92,29 @@ def test_runners_keep_to_omp_num_threads_unless_told_otherwise(exported, monkeyp
     assert runner_threads() is None and session_threads() == 0  # 0: ONNX Runtime's own choice
 
 
+@_installed("openvino")
+def test_openvino_conversions_send_no_telemetry(tmp_path, monkeypatch):
+    """OpenVINO's converter sends usage events unless told not to, each from a forked copy of the process
+    (~33 per EdgeNeXt conversion: seconds of CPU offline) and keeps a client id under ~/intel: ours run with it
+    off, and leave the environment as they found it."""
+    import os
+
+    from openvino_telemetry import Telemetry
+
+    from edgenext.deploy.formats.openvino import TELEMETRY_ENV
+
+    forks, real_fork = [], os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("CI", "NNCF_CI", TELEMETRY_ENV):
+        monkeypatch.delenv(name, raising=False)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    FORMATS["openvino"].write(model, tmp_path / "m.xml", input_size=(8, 8), batch=1)
+    assert Telemetry().consent is False  # ovc's telemetry singleton, as the conversion left it
+    assert not forks and not (tmp_path / "intel").exists()
+    assert "CI" not in os.environ and "NNCF_CI" not in os.environ
+
+
 def test_parity_failure_is_loud(tmp_path, cached_model):
     model = cached_model("edgenext_xx_small", 10)
 

@@ -4,16 +4,20 @@ bf16 is not a different file: the fp32 IR compiled with ``INFERENCE_PRECISION_HI
 (the IR records the hint in its runtime options, so ``compile_model`` applies it without our
 runner too). int8 is the fp32 IR quantised by NNCF (``quantize_openvino``: its default preset,
 symmetric int8 weights and activations, min/max statistics on the calibration images).
+
+OpenVINO's converter and NNCF send usage telemetry by default (opt-out); edgenext's conversions
+run with it off (``telemetry_off``), ``EDGENEXT_OPENVINO_TELEMETRY=1`` leaves their default.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -27,6 +31,35 @@ from .registry import ExportFormat, register, runner_threads
 EXTRA = "openvino"
 #: the CPU plugin's INFERENCE_PRECISION_HINT per precision; int8 keeps its non-quantised ops in f32
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+#: "1": OpenVINO's converter and NNCF send their usage telemetry as they do by default
+TELEMETRY_ENV = "EDGENEXT_OPENVINO_TELEMETRY"
+#: the switches ovc and NNCF read themselves: ovc declines telemetry when CI is "true", NNCF when NNCF_CI is set
+#: (read when nncf is first imported)
+_TELEMETRY_OFF = {"CI": "true", "NNCF_CI": "1"}
+
+
+@contextlib.contextmanager
+def telemetry_off() -> Iterator[None]:
+    """OpenVINO's converter (ovc) and NNCF telemetry off until the block ends, unless ``EDGENEXT_OPENVINO_TELEMETRY=1``.
+
+    Both send usage events to Google Analytics unless told not to, each event from a forked copy of the
+    calling process: an EdgeNeXt conversion forks it ~33 times, ~2.7 s of CPU and ~1.2 s of wall time
+    offline (2-core AVX2 EPYC), and writes a client id under ``~/intel``. ovc decides once per process,
+    when it first converts: a process that converted outside this block before keeps that decision.
+    """
+    if os.environ.get(TELEMETRY_ENV, "").strip() == "1":
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in _TELEMETRY_OFF}
+    os.environ.update(_TELEMETRY_OFF)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def export_openvino(
@@ -46,7 +79,8 @@ def export_openvino(
     the bf16 inference hint in the IR."""
     if precision == "int8":
         calibration = require_calibration(calibration, "OpenVINO int8")
-    ov = require("openvino", EXTRA, "OpenVINO export")
+    with telemetry_off():  # importing openvino sends an event too
+        ov = require("openvino", EXTRA, "OpenVINO export")
     output = Path(output)
     if output.suffix != ".xml":
         raise ValueError(f"OpenVINO IR is an .xml file (weights go to a .bin beside it), got {output}")
@@ -58,7 +92,8 @@ def export_openvino(
         # NOTE: from torch.export, not the TorchScript tracer: tracing specialises a reshape in
         # the XCA to the traced batch and the IR then fails at any other batch.
         program = torch.export.export(model.eval(), (x,), dynamic_shapes=dynamic, strict=False)
-        converted = ov.convert_model(program)
+        with telemetry_off():
+            converted = ov.convert_model(program)
     if output_names is not None:
         if len(output_names) != len(converted.outputs):
             raise ValueError(f"output_names names {len(output_names)} outputs, the network has {len(converted.outputs)}")
@@ -75,13 +110,14 @@ def quantize_openvino(ov_model: Any, calibration: torch.Tensor, *, batch: Option
                       batch_size: int = CALIBRATION_BATCH) -> Any:
     """NNCF post-training int8 quantisation of an ``openvino.Model`` (fp32, as converted),
     calibrated on ``calibration``; a static ``batch`` calibrates in batches of exactly that size."""
-    nncf = require("nncf", EXTRA, "OpenVINO int8 quantisation")
+    with telemetry_off():  # NNCF reads its switch when first imported
+        nncf = require("nncf", EXTRA, "OpenVINO int8 quantisation")
     calibration = require_calibration(calibration, "OpenVINO int8")
     chunks = static_batches(calibration, batch) if batch else list(calibration.split(batch_size))
     items = [np.ascontiguousarray(c.detach().cpu().numpy(), dtype=np.float32) for c in chunks]
     nncf.set_log_level(logging.WARNING)
     # NOTE: NNCF draws progress bars on stdout: to stderr, so that `edgenext export --json` stays JSON
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), telemetry_off():
         warnings.simplefilter("ignore")
         # NOTE: not model_type=TRANSFORMER: its per-channel activation quantisers of the XCA's
         # batched matmuls are rejected by the CPU plugin (FakeQuantize axis 2) on compile.
@@ -98,7 +134,8 @@ class OpenVinoRunner:
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, device: str = "CPU",
                  precision: str = "fp32") -> None:
-        ov = require("openvino", EXTRA, "OpenVINO inference")
+        with telemetry_off():  # importing openvino sends an event
+            ov = require("openvino", EXTRA, "OpenVINO inference")
         config: dict = {"INFERENCE_PRECISION_HINT": _HINTS[precision]}
         threads = runner_threads(threads)
         if threads:
