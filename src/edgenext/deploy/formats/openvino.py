@@ -62,6 +62,13 @@ def telemetry_off() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _import(module: str, what: str) -> Any:
+    """``require(module)`` with telemetry off: importing openvino sends an event, and NNCF reads its switch
+    only when first imported."""
+    with telemetry_off():
+        return require(module, EXTRA, what)
+
+
 def export_openvino(
     model: nn.Module,
     output: Union[str, Path],
@@ -79,8 +86,7 @@ def export_openvino(
     the bf16 inference hint in the IR."""
     if precision == "int8":
         calibration = require_calibration(calibration, "OpenVINO int8")
-    with telemetry_off():  # importing openvino sends an event too
-        ov = require("openvino", EXTRA, "OpenVINO export")
+    ov = _import("openvino", "OpenVINO export")
     output = Path(output)
     if output.suffix != ".xml":
         raise ValueError(f"OpenVINO IR is an .xml file (weights go to a .bin beside it), got {output}")
@@ -110,14 +116,13 @@ def quantize_openvino(ov_model: Any, calibration: torch.Tensor, *, batch: Option
                       batch_size: int = CALIBRATION_BATCH) -> Any:
     """NNCF post-training int8 quantisation of an ``openvino.Model`` (fp32, as converted),
     calibrated on ``calibration``; a static ``batch`` calibrates in batches of exactly that size."""
-    with telemetry_off():  # NNCF reads its switch when first imported
-        nncf = require("nncf", EXTRA, "OpenVINO int8 quantisation")
+    nncf = _import("nncf", "OpenVINO int8 quantisation")
     calibration = require_calibration(calibration, "OpenVINO int8")
     chunks = static_batches(calibration, batch) if batch else list(calibration.split(batch_size))
     items = [np.ascontiguousarray(c.detach().cpu().numpy(), dtype=np.float32) for c in chunks]
     nncf.set_log_level(logging.WARNING)
     # NOTE: NNCF draws progress bars on stdout: to stderr, so that `edgenext export --json` stays JSON
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), telemetry_off():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         # NOTE: not model_type=TRANSFORMER: its per-channel activation quantisers of the XCA's
         # batched matmuls are rejected by the CPU plugin (FakeQuantize axis 2) on compile.
@@ -134,8 +139,7 @@ class OpenVinoRunner:
 
     def __init__(self, path: Union[str, Path], *, threads: Optional[int] = None, device: str = "CPU",
                  precision: str = "fp32") -> None:
-        with telemetry_off():  # importing openvino sends an event
-            ov = require("openvino", EXTRA, "OpenVINO inference")
+        ov = _import("openvino", "OpenVINO inference")
         config: dict = {"INFERENCE_PRECISION_HINT": _HINTS[precision]}
         threads = runner_threads(threads)
         if threads:
