@@ -112,7 +112,7 @@ class FakeWorkers:
     def __init__(self, base, fail=()):
         self.base, self.fail, self.order, self.rounds = base, set(fail), [], {}
 
-    def __call__(self, target, kwargs, *, threads=None, timeout=None):
+    def __call__(self, target, kwargs, *, threads=None, timeout=None, preload=()):
         if target.endswith(":prepare"):
             return [{"madds": 1_000_000, "errors": {}} for _ in kwargs["specs"]]
         spec = CandidateSpec.from_json(kwargs["spec"])

@@ -30,7 +30,7 @@ class CountingWorkers:
         self.die, self.die_preparing = set(die), set(die_preparing)
         self.timed, self.prepared = [], []
 
-    def __call__(self, target, kwargs, *, threads=None, timeout=None):
+    def __call__(self, target, kwargs, *, threads=None, timeout=None, preload=()):
         if target.endswith(":prepare"):
             specs = [CandidateSpec.from_json(s) for s in kwargs["specs"]]
             self.prepared.append([s.label for s in specs])

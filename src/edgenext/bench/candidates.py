@@ -96,6 +96,17 @@ def runtime_format(runtime: str) -> Optional[ExportFormat]:
     return FORMATS[RUNTIME_FORMATS[runtime]] if runtime in RUNTIME_FORMATS else None
 
 
+def fork_preloads(spec: "CandidateSpec") -> tuple[str, ...]:
+    """Modules the worker timing ``spec`` imports that start no thread at import (ONNX Runtime's and
+    OpenVINO's do): a fork server (``forkserver``) imports them once for all the workers it forks."""
+    modules = []
+    if spec.impl != "ours" or spec.task != "classify":
+        modules.append("timm")  # timm's models, and torchvision (timm imports it) for the dense heads and peers
+    if spec.runtime == "executorch":
+        modules.append("executorch.runtime")
+    return tuple(modules)
+
+
 def runtime_available(runtime: str) -> bool:
     """Torch runtimes always; the others when their export format's package is installed."""
     fmt = runtime_format(runtime)

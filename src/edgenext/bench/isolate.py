@@ -2,10 +2,12 @@
 
 Timing one runtime in the process where another already ran is biased: OpenVINO's and
 XNNPACK's worker threads keep spinning after a call, allocators and caches stay warm for
-whoever comes next. ``run_isolated`` starts a clean interpreter (``python -m
-edgenext.bench.isolate``) with the thread count in its environment before anything is
-imported, calls ``module:function(**kwargs)`` there and returns its result. Arguments and
-result travel as JSON files, so both must be JSON values (numbers, strings, lists, dicts).
+whoever comes next. ``run_isolated`` calls ``module:function(**kwargs)`` in a process where
+nothing has run yet, with the thread count in its environment before anything is imported,
+and returns its result: a child forked from the fork server (``forkserver``: torch imported
+once, nothing run), or where that is off or unavailable a new interpreter (``python -m
+edgenext.bench.isolate``). Arguments and result travel as JSON files, so both must be JSON
+values (numbers, strings, lists, dicts).
 An exception in the worker comes back as ``IsolatedError`` with the worker's traceback; a
 worker that dies or overruns ``timeout`` is stopped and reported.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import re
 import signal
@@ -22,7 +25,11 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+from . import forkserver
+
+log = logging.getLogger(__name__)
 
 #: environment a worker starts with: every threading runtime gets the same count
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -33,10 +40,12 @@ class IsolatedError(RuntimeError):
 
 
 def run_isolated(target: str, kwargs: Optional[dict[str, Any]] = None, *, threads: Optional[int] = None,
-                 timeout: Optional[float] = None) -> Any:
+                 timeout: Optional[float] = None, preload: Sequence[str] = ()) -> Any:
     """``module:function(**kwargs)`` in a fresh process with ``threads`` CPU threads; its result.
 
-    ``target`` must be importable by name (``"edgenext.bench.worker:time_candidate"``).
+    ``target`` must be importable by name (``"edgenext.bench.worker:time_candidate"``). ``preload``:
+    modules the call imports that start no thread when imported (timm, not ONNX Runtime): a fork
+    server imports them once for every worker it forks.
     """
     if ":" not in target:
         raise ValueError(f"target {target!r} must be 'package.module:function'")
@@ -45,22 +54,38 @@ def run_isolated(target: str, kwargs: Optional[dict[str, Any]] = None, *, thread
         env.update({var: str(threads) for var in _THREAD_VARS})
         env["EDGENEXT_WORKER_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory(prefix="edgenext-worker-") as tmp:
-        request, answer = Path(tmp) / "request.json", Path(tmp) / "answer.json"
+        request, answer, errors = Path(tmp) / "request.json", Path(tmp) / "answer.json", Path(tmp) / "stderr.txt"
         request.write_text(json.dumps({"target": target, "kwargs": dict(kwargs or {})}))
-        cmd = [sys.executable, "-m", "edgenext.bench.isolate", str(request), str(answer)]
-        try:
-            done = subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True)
-        except subprocess.TimeoutExpired:
-            raise IsolatedError(f"{target} did not finish within {timeout} s; the worker was stopped") from None
+        modules = (target.partition(":")[0], *preload)
+        code, timed_out = _run_worker(modules, request, answer, errors, env, timeout)
+        if timed_out:
+            raise IsolatedError(f"{target} did not finish within {timeout} s; the worker was stopped")
         if not answer.exists():
-            tail = "\n".join(_informative(done.stderr.splitlines())[-15:])
-            raise IsolatedError(f"{target}: the worker process died ({_exit_reason(done.returncode)}) before "
+            stderr = errors.read_text(errors="replace") if errors.exists() else ""
+            tail = "\n".join(_informative(stderr.splitlines())[-15:])
+            raise IsolatedError(f"{target}: the worker process died ({_exit_reason(code)}) before "
                                 f"answering:\n{tail}")
         status, value = json.loads(answer.read_text())
     if status == "error":
         raise IsolatedError(f"{target} failed in its worker process: {value}")
     return value
+
+
+def _run_worker(modules: Sequence[str], request: Path, answer: Path, errors: Path, env: dict[str, str],
+                timeout: Optional[float]) -> tuple[int, bool]:
+    """Serve ``request`` in a fresh process: (exit code, whether it overran ``timeout`` and was stopped)."""
+    if forkserver.enabled() and forkserver.SERVERS.forkable(modules):
+        try:
+            return forkserver.SERVERS.run(modules, request, answer, errors, env, timeout)
+        except forkserver.ServerGone as gone:
+            log.debug("fork server unavailable (%s): starting a new interpreter", gone)
+            answer.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "edgenext.bench.isolate", str(request), str(answer)]
+    with open(errors, "w") as err:
+        try:
+            return subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.DEVNULL, stderr=err).returncode, False
+        except subprocess.TimeoutExpired:
+            return -signal.SIGKILL, True
 
 
 #: glog-style lines ("W1201 05:30:09.327 ..."): warnings PyTorch prints at import, never the reason a worker died

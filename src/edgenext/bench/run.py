@@ -24,6 +24,7 @@ from .candidates import (
     RUNTIME_ALIASES,
     WORKER_TIMEOUT_S,
     CandidateSpec,
+    fork_preloads,
     precision_absent,
     runtime_available,
     runtime_format,
@@ -420,7 +421,7 @@ def _time_one(spec: CandidateSpec, s: BenchSettings) -> tuple[dict, bool]:
     """The worker's result, and whether the worker finished (False: it died, overran or raised)."""
     try:
         return run_isolated(f"{WORKER}:time_candidate", {"spec": spec.to_json()}, threads=s.threads,
-                            timeout=WORKER_TIMEOUT_S), True
+                            timeout=WORKER_TIMEOUT_S, preload=fork_preloads(spec)), True
     except IsolatedError as err:
         log.warning("%s: %s", spec.label, err)
         return {"times_ms": {}, "errors": {str(b): _isolated_message(err) for b in spec.batches}}, False

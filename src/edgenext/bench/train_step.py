@@ -173,7 +173,8 @@ def bench_train(models: Sequence[str], *, batch: int, input_size: InputSize, thr
                     kwargs = {"model": model, "impl": impl, "batch": batch, "input_size": hw, "steps": steps,
                               "warmup": warmup, "precision": precision, "device": device, "num_classes": num_classes,
                               "options": ours if impl == "ours" else {}}
-                    runs[impl].append(run_isolated(_TARGET, kwargs, threads=threads, timeout=limit))
+                    preload = ("timm",) if impl.startswith("timm") else ()  # starts no thread: the fork server's
+                    runs[impl].append(run_isolated(_TARGET, kwargs, threads=threads, timeout=limit, preload=preload))
             medians = {impl: statistics.median(r["throughput_img_s"] for r in results) for impl, results in runs.items()}
             cpu = {impl: statistics.median(r["cpu_img_s"] for r in results) for impl, results in runs.items()}
             for impl, results in runs.items():
