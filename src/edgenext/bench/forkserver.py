@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -79,7 +80,7 @@ class ForkServer:
 
     def run(self, modules: Sequence[str], request: Path, answer: Path, stderr: Path, env: dict[str, str],
             timeout: Optional[float]) -> tuple[int, bool]:
-        """Import ``modules`` in the server, fork a child that serves ``request`` (``isolate._serve``): the
+        """Import ``modules`` in the server, fork a child that serves ``request`` (``serve_request``): the
         child's exit code and whether it overran ``timeout``."""
         message = {"modules": list(modules), "request": str(request), "answer": str(answer), "stderr": str(stderr),
                    "env": env, "timeout": timeout}
@@ -166,6 +167,25 @@ atexit.register(SERVERS.close)
 
 # ----------------------------------------------------------------------------------------- the server side
 
+def serve_request(request: Path, answer: Path) -> int:
+    """Call the request's ``module:function(**kwargs)`` here, write ``["ok", result]`` or ``["error", message]``."""
+    spec = json.loads(request.read_text())
+    try:
+        threads = os.environ.get("EDGENEXT_WORKER_THREADS")
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        module_name, _, func_name = spec["target"].partition(":")
+        func = getattr(importlib.import_module(module_name), func_name)
+        result = ["ok", func(**spec["kwargs"])]
+    except Exception as err:  # noqa: BLE001 - everything goes back to the parent, named
+        result = ["error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"]
+    answer.write_text(json.dumps(result))
+    return 0
+
+
+
 def _threads() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -203,12 +223,8 @@ def _child(message: dict) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.clear()
         os.environ.update(message["env"])
-        from .isolate import _serve
-
-        code = _serve(Path(message["request"]), Path(message["answer"]))
+        code = serve_request(Path(message["request"]), Path(message["answer"]))
     except BaseException:  # noqa: BLE001 - whatever happens, the child must not return into the server's loop
-        import traceback
-
         traceback.print_exc()
     finally:
         try:
@@ -221,8 +237,6 @@ def _child(message: dict) -> None:
 def serve(lines, reply: Callable[[dict], None]) -> None:
     """The server's loop: one request per line, one reply per request."""
     import torch  # noqa: F401 - the import every worker needs; paid here once
-
-    from . import isolate  # noqa: F401
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the caller and the child, not the server
     # NOTE: numpy's OpenBLAS starts its thread pool at import; it stops the pool before a fork (pthread_atfork)

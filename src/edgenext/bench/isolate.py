@@ -14,7 +14,6 @@ worker that dies or overruns ``timeout`` is stopped and reported.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -23,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -106,22 +104,5 @@ def _exit_reason(code: int) -> str:
     return f"exit code {code}"
 
 
-def _serve(request: Path, answer: Path) -> int:
-    spec = json.loads(request.read_text())
-    try:
-        threads = os.environ.get("EDGENEXT_WORKER_THREADS")
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
-        module_name, _, func_name = spec["target"].partition(":")
-        func = getattr(importlib.import_module(module_name), func_name)
-        result = ["ok", func(**spec["kwargs"])]
-    except Exception as err:  # noqa: BLE001 - everything goes back to the parent, named
-        result = ["error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"]
-    answer.write_text(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_serve(Path(sys.argv[1]), Path(sys.argv[2])))
+    sys.exit(forkserver.serve_request(Path(sys.argv[1]), Path(sys.argv[2])))
