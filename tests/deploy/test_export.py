@@ -32,10 +32,10 @@ BN_HS_IN_DENSE_TESTS = ("executorch", "litert", "mnn")
 ROUND_TRIPS = [pytest.param(p.values[0], name, marks=p.marks, id=f"{p.values[0]}-{name}")
                for p in FORMAT_PARAMS for name in ("edgenext_xx_small", "edgenext_xx_small_bn_hs")
                if not (name.endswith("_bn_hs") and p.values[0] in BN_HS_IN_DENSE_TESTS)]
-#: ExecuTorch's lowering takes seconds per block: its round trip is XXS with one block in stage 1 and two in
-#: each later stage (every block kind, as in the dense ExecuTorch tests; deploy/conftest.py's SHALLOW_XXS); the
-#: full depth's five more blocks of the same kinds would add ~10 s and nothing to check
-MODEL_KWARGS = {"executorch": dict(depths=(1, 2, 2, 2))}
+#: ExecuTorch's lowering and LiteRT's conversion take seconds per block: their round trips are XXS with one
+#: block in stage 1 and two in each later stage (every block kind, as in their dense tests; deploy/conftest.py's
+#: SHALLOW_XXS); the full depth's five more blocks of the same kinds would add 5-10 s each and nothing to check
+MODEL_KWARGS = {fmt: dict(depths=(1, 2, 2, 2)) for fmt in ("executorch", "litert")}
 #: OpenVINO's dynamic batch is checked on XXS here and in the dense parity tests (test_fuse_dense.py); its
 #: converter takes twice as long with a symbolic batch, so the bn_hs variant is checked at batch 1
 OPTIONS = {("openvino", "edgenext_xx_small_bn_hs"): dict(batch=1)}
