@@ -83,3 +83,18 @@ def test_servers_are_keyed_by_what_libraries_read_when_they_load():
     assert forkserver.env_key(base) == forkserver.env_key({**base, "HOME": "/b", "PYTEST_CURRENT_TEST": "y"})
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "PYTHONPATH", "TORCH_HOME"):
         assert forkserver.env_key(base) != forkserver.env_key({**base, var: "2"}), var
+
+
+def test_a_server_that_cannot_start_is_tried_once_then_workers_start_new_interpreters(tmp_path):
+    starts = []
+
+    def broken(env):
+        starts.append(env)
+        raise forkserver.ServerGone("the fork server stopped answering")
+
+    servers = forkserver.Servers(factory=broken)
+    request, answer = tmp_path / "request.json", tmp_path / "answer.json"
+    for _ in range(3):
+        with pytest.raises(forkserver.ServerGone):
+            servers.run(("os",), request, answer, tmp_path / "stderr.txt", {"OMP_NUM_THREADS": "1"}, None)
+    assert len(starts) == 1

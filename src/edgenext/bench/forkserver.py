@@ -125,6 +125,8 @@ class Servers:
         self.lock = threading.Lock()
         #: module lists a server declined: their calls start new interpreters from then on
         self.declined: set[tuple[str, ...]] = set()
+        #: environments (``env_key``) no server started with
+        self.unstartable: set[tuple] = set()
 
     def forkable(self, modules: Sequence[str]) -> bool:
         return tuple(modules) not in self.declined
@@ -144,14 +146,26 @@ class Servers:
         raise AssertionError("unreachable")
 
     def get(self, env: dict[str, str]) -> ForkServer:
+        """The live server for ``env``, started if there is none; ``ServerGone`` if one could not start with
+        it before (it is tried once per process: a failed start costs as long as a worker)."""
         key = env_key(env)
         with self.lock:
-            server = self.servers.get(key)
+            if key in self.unstartable:
+                raise ServerGone("a fork server did not start with this environment")
+            server = self.servers.pop(key, None)
             if server is not None and server.alive():
+                self.servers[key] = server
                 return server
+            if server is not None:
+                server.close()
             while len(self.servers) >= MAX_SERVERS:
                 self.servers.pop(next(iter(self.servers))).close()
-            server = self.servers[key] = self.factory(env)
+            try:
+                server = self.factory(env)
+            except ServerGone:
+                self.unstartable.add(key)
+                raise
+            self.servers[key] = server
             return server
 
     def close(self) -> None:
