@@ -4,8 +4,8 @@ A bench worker must start clean: no runtime may have run in its process before (
 A new interpreter gives that, at the price of importing torch and the worker's modules again: 2-4 s
 of CPU per worker on a 2-core machine, several times what timing a small model takes. The fork
 server pays it once: ``python -m edgenext.bench.forkserver`` imports torch, waits for requests on
-its stdin, imports each request's module (module-level code only, nothing runs), and forks one
-child per request. The child is the clean worker: a copy of a process in which no runtime,
+its stdin, imports each request's modules (the target's and the caller's ``preload``: module-level
+code only, nothing runs; they stay imported for later requests), and forks one child per request. The child is the clean worker: a copy of a process in which no runtime,
 thread pool or allocator has done any work. No module the server imports may start a thread
 (it checks before every fork, and declines when one did), so forking it is safe.
 
