@@ -4,11 +4,15 @@ before, and a new interpreter wherever forking is off or unsafe."""
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from edgenext.bench import forkserver
+from edgenext.bench.candidates import CandidateSpec, fork_preloads
 from edgenext.bench.isolate import IsolatedError, run_isolated
+from edgenext.optional import is_installed
 
 pytestmark = pytest.mark.skipif(not forkserver.enabled(), reason="the fork server is Linux-only")
 
@@ -98,3 +102,23 @@ def test_a_server_that_cannot_start_is_tried_once_then_workers_start_new_interpr
         with pytest.raises(forkserver.ServerGone):
             servers.run(("os",), request, answer, tmp_path / "stderr.txt", {"OMP_NUM_THREADS": "1"}, None)
     assert len(starts) == 1
+
+
+@pytest.mark.slow  # imports timm, torchvision and ExecuTorch's runtime in a new interpreter
+def test_every_preload_a_bench_asks_for_starts_no_thread(tmp_path):
+    # a preload that started a thread would make the server decline, and every such worker pay two starts
+    from edgenext.tasks.registry import task_names
+
+    preloads = {m for task in task_names() for impl in ("ours", "peer") for rt in ("eager", "executorch")
+                for m in fork_preloads(CandidateSpec("m", impl, rt, task=task))}
+    assert {"timm", "torchvision", "executorch.runtime"} <= preloads
+    preloads = sorted(m for m in preloads if is_installed(m.partition(".")[0]))
+    (tmp_path / "count.py").write_text(
+        "import importlib, os, sys\nimport torch\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "for m in sys.argv[1:]:\n    importlib.import_module(m)\n"
+        "print(before, len(os.listdir('/proc/self/task')))\n")
+    done = subprocess.run([sys.executable, str(tmp_path / "count.py"), *preloads], capture_output=True, text=True,
+                          check=True, env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    before, after = map(int, done.stdout.split()[-2:])
+    assert after == before, (preloads, before, after)

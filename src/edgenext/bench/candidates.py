@@ -17,7 +17,7 @@ from typing import Any, Optional
 from ..deploy.formats import FORMATS, ExportFormat
 from ..deploy.request import precision_unavailable
 from ..hardware import native_bf16
-from ..tasks.efficiency import RUNTIMES
+from ..tasks.efficiency import RUNTIMES, bench_plan
 from ..tasks.registry import DEFAULT_TASK
 
 #: every runtime, in table order; which of them a task runs, for ours and its peers, its ``BenchPlan`` says
@@ -99,12 +99,9 @@ def runtime_format(runtime: str) -> Optional[ExportFormat]:
 def fork_preloads(spec: "CandidateSpec") -> tuple[str, ...]:
     """Modules the worker timing ``spec`` imports that start no thread at import (ONNX Runtime's and
     OpenVINO's do): a fork server (``forkserver``) imports them once for all the workers it forks."""
-    modules = []
-    if spec.impl != "ours" or spec.task != "classify":
-        modules.append("timm")  # timm's models, and torchvision (timm imports it) for the dense heads and peers
-    if spec.runtime == "executorch":
-        modules.append("executorch.runtime")
-    return tuple(modules)
+    plan = bench_plan(spec.task)
+    modules = plan.ours_preload if spec.impl == "ours" else plan.peer_preload
+    return (*modules, "executorch.runtime") if spec.runtime == "executorch" else modules
 
 
 def runtime_available(runtime: str) -> bool:

@@ -318,7 +318,9 @@ class DenseTask(TaskSpec):
             batches=(1,), input_size=self.paper_input_size, build_ours=self._bench_ours,
             build_peer=lambda name, input_size: self.torchvision_network(name), precisions=("fp32",),
             timed=self.bench_timed, row_prefix=f"{self.head_name}_", output_names=self.bench_outputs,
-            reference="first_peer", fuse_ours=_fuse_dense, plots=True)
+            reference="first_peer", fuse_ours=_fuse_dense, plots=True,
+            # the heads' ops and the rival backbone: torchvision and timm (which imports torchvision)
+            ours_preload=("timm",), peer_preload=("torchvision",))
 
     def _bench_ours(self, backbone: str, input_size: tuple[int, int]) -> nn.Module:
         return self.timed_network(self.network(backbone, input_size=input_size)).eval()

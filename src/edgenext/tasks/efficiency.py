@@ -74,6 +74,10 @@ class BenchPlan:
     short_peer_runtimes: Optional[tuple[str, ...]] = None
     #: the side a peer is timed at when --input-size is not given (its published top-1's), None: the run's
     peer_input_size: Optional[Callable[[str], Optional[int]]] = None
+    #: modules a timing worker of ours / of a peer imports that start no thread when imported: the bench's
+    #: fork server (``edgenext.bench.forkserver``) imports them once for all the workers it forks
+    ours_preload: tuple[str, ...] = ()
+    peer_preload: tuple[str, ...] = ("timm",)
 
     def row_name(self, model: str) -> str:
         """The ``model`` of our rows for ``model`` (a variant, or a backbone with the head's prefix)."""
